@@ -1,0 +1,58 @@
+"""Cold-start proxy: import time of each function module, in a fresh interpreter each time, as a ratio
+to the floor every Python Lambda that talks to DynamoDB pays (``import boto3; boto3.client("dynamodb")``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from appengine_local.template import load_template
+
+RUNS = 5
+_TIMER = """
+import time, importlib.util
+start = time.perf_counter()
+{body}
+print(time.perf_counter() - start)
+"""
+BASELINE = 'import boto3\nboto3.client("dynamodb", region_name="us-east-1")'
+
+
+def _import_body(module_file: Path) -> str:
+    return (
+        f"spec = importlib.util.spec_from_file_location('fn', {str(module_file)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)"
+    )
+
+
+def _median_seconds(body: str) -> float:
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", _TIMER.format(body=body)], check=True, capture_output=True, text=True
+        )
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def run() -> list[tuple[str, float, float]]:
+    baseline = _median_seconds(BASELINE)
+    rows = [("baseline: boto3 + dynamodb client", baseline, 1.0)]
+    for logical_id, function in sorted(load_template().functions.items()):
+        seconds = _median_seconds(_import_body(function.module_file))
+        rows.append((logical_id, seconds, seconds / baseline))
+    return rows
+
+
+def main() -> None:
+    print(f"cold import, median of {RUNS} fresh interpreters (Python {sys.version.split()[0]}, this machine)")
+    for name, seconds, ratio in run():
+        print(f"  {name:<38} {seconds * 1000:8.1f} ms   x{ratio:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

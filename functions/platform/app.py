@@ -1,0 +1,67 @@
+"""Platform endpoints (contract §8): health, JWKS, the OpenAPI document and its Swagger UI."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+from appengine_core.signing import KeyStore
+from appengine_core.web import create_resolver, http_entrypoint
+
+logger = Logger(service="platform")
+metrics = Metrics(namespace="AppEngine", service="platform")
+app = create_resolver(logger)
+
+# Generated from every function's routes by `make openapi` (checked for freshness by the tests).
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
+_SWAGGER_ASSETS = Path(generate_swagger_html.__code__.co_filename).parent
+
+
+@cache
+def key_store() -> KeyStore:
+    return KeyStore()
+
+
+@cache
+def openapi_document() -> str:
+    return OPENAPI_DOCUMENT.read_text(encoding="utf-8")
+
+
+@app.get("/monitoring/health", summary="Liveness check", tags=["platform"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/.well-known/jwks.json", summary="Public signing keys (JWKS)", tags=["platform"])
+def jwks() -> Response[Any]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=key_store().jwks(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
+
+
+@app.get("/docs", include_in_schema=False)
+def docs() -> Response[str]:
+    html = generate_swagger_html(
+        openapi_document().replace("</", "<\\/"),
+        (_SWAGGER_ASSETS / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (_SWAGGER_ASSETS / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(status_code=200, content_type="text/html", body=html)
+
+
+lambda_handler = http_entrypoint(app, logger, metrics)

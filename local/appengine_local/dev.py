@@ -1,0 +1,106 @@
+"""``make dev``: the whole API on 127.0.0.1 with AWS emulated by moto in server mode.
+
+Starts moto on a loopback port, creates the template's tables, bus and secrets there, creates the first
+signing key, loads the seed file (``APPENGINE_SEED_FILE``, default the demo seed) and serves the local
+gateway on ``127.0.0.1:$PORT`` (default 3000).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import run_simple
+
+DEMO_SEED = Path(__file__).with_name("seed") / "demo.json"
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def start_emulator(port: int = 0) -> str:
+    """Start moto's server on loopback; returns its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return f"http://{host}:{bound_port}"
+
+
+def prepare_environment(endpoint: str) -> dict[str, str]:
+    """Point every boto3 client at the emulator and give the functions their template environment."""
+    from appengine_local.resources import merged_environment
+
+    environment = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **merged_environment()}
+    environment.setdefault("POWERTOOLS_DEV", "false")
+    os.environ.update(environment)
+    return environment
+
+
+def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
+    from appengine_core.jobs import JOBS
+    from appengine_core.seed import apply_seed, read_seed_file
+    from appengine_local.gateway import LocalGateway
+    from appengine_local.resources import provision
+    from appengine_local.template import load_template
+
+    template = load_template()
+    provision(template)
+    JOBS["rotate-signing-keys"]()
+    report: dict[str, Any] = {}
+    if seed_file is not None:
+        report = apply_seed(read_seed_file(seed_file)).model_dump()
+    return LocalGateway(template), report
+
+
+def _banner(port: int, endpoint: str, seed_file: Path | None) -> str:
+    lines = [f"AppEngine local stack on http://127.0.0.1:{port}  (AWS emulated at {endpoint})"]
+    if seed_file is not None:
+        seed = json.loads(seed_file.read_text(encoding="utf-8"))
+        lines.append(f"seed: {seed_file}")
+        for user in seed.get("users", []):
+            lines.append(
+                f"  user      {user['email']} / {user['password']}  orgs={','.join(user.get('orgs', []))}"
+            )
+        for customer in seed.get("customers", []):
+            lines.append(
+                f"  customer  {customer['email']} / {customer['password']}  orgid={customer['orgid']}"
+            )
+        first = next(iter(seed.get("users", [])), None)
+        if first:
+            body = json.dumps({"email": first["email"], "password": first["password"]})
+            lines.append("try:")
+            lines.append(
+                f"  curl -s http://127.0.0.1:{port}/profile/signin -H 'orgid: {first['orgs'][0]}' "
+                f"-H 'content-type: application/json' -d '{body}'"
+            )
+    lines.append(f"  curl -s http://127.0.0.1:{port}/monitoring/health")
+    lines.append(f"operator CLI against this stack: AWS_ENDPOINT_URL={endpoint} appengine-admin --help")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = int(os.environ.get("PORT", "3000"))
+    seed_setting = os.environ.get("APPENGINE_SEED_FILE", str(DEMO_SEED))
+    seed_file = Path(seed_setting) if seed_setting else None
+    endpoint = start_emulator(int(os.environ.get("MOTO_PORT", "0")))
+    prepare_environment(endpoint)
+    gateway, report = build_local_stack(seed_file)
+    print(_banner(port, endpoint, seed_file), flush=True)
+    if report:
+        print(f"seeded: {json.dumps(report['created'])}", flush=True)
+    run_simple("127.0.0.1", port, gateway, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Jobs run on a schedule (jobs function) or by hand (``appengine-admin run-job``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from appengine_core.signing import KeyStore
+
+
+def rotate_signing_keys() -> dict[str, Any]:
+    """Create the first key, rotate one past its age, and drop keys past their retirement."""
+    changed = KeyStore().rotate()
+    return {"changed": changed}
+
+
+JOBS: dict[str, Callable[[], dict[str, Any]]] = {
+    "rotate-signing-keys": rotate_signing_keys,
+}

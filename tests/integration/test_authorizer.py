@@ -1,0 +1,110 @@
+"""The REQUEST authorizer with REST-API semantics, invoked with the events/ sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appengine_core.records import Record
+from appengine_core.tokens import TokenService
+from appengine_local.runtime import LocalLambda
+from tests.conftest import load_event
+
+
+def authorizer_event(**headers: str) -> dict[str, Any]:
+    event = load_event("authorizer-request")
+    event["headers"] = dict(headers)
+    event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    return event
+
+
+def access_token(record: Record) -> str:
+    kind = "customer" if record.datatype == "customer" else "user"
+    token, _ = TokenService().issue(subject=record.sk, kind=kind, session_id="s1", orgid=record.orgid)
+    return token
+
+
+def test_no_credentials_raises_unauthorized(functions: LocalLambda, tenants: dict[str, Record]) -> None:
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme"))
+
+
+def test_a_member_user_is_allowed_with_its_principal_in_the_context(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    admin = tenants["acme_admin"]
+    event = authorizer_event(orgid="acme", Authorization=f"Bearer {access_token(admin)}")
+    result = functions.invoke("AuthorizerFunction", event)
+    (statement,) = result["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Resource"] == event["methodArn"]
+    assert result["principalId"] == admin.sk
+    context = result["context"]
+    assert (
+        context["kind"] == "user"
+        and context["orgid"] == "acme"
+        and "RootAdmin" in context["roles"].split(",")
+    )
+    assert all(isinstance(v, str) for v in context.values()), "API Gateway contexts hold flat strings"
+
+
+def test_a_user_on_an_org_outside_its_list_is_denied(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    event = authorizer_event(orgid="globex", Authorization=access_token(tenants["acme_admin"]))
+    result = functions.invoke("AuthorizerFunction", event)
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_the_platform_root_may_act_on_any_org(functions: LocalLambda, tenants: dict[str, Record]) -> None:
+    event = authorizer_event(orgid="globex", Authorization=access_token(tenants["platform_root"]))
+    result = functions.invoke("AuthorizerFunction", event)
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert result["context"]["platformRoot"] == "true"
+
+
+def test_a_customer_token_with_another_orgid_is_denied(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    event = authorizer_event(orgid="globex", Authorization=access_token(tenants["acme_customer"]))
+    result = functions.invoke("AuthorizerFunction", event)
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_missing_orgid_is_allowed_through_for_the_guard_to_answer_400(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    result = functions.invoke(
+        "AuthorizerFunction", authorizer_event(Authorization=access_token(tenants["acme_admin"]))
+    )
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert result["context"]["orgid"] == ""
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJzdWIiOiJ4In0.",
+        "Bearer ",
+    ],
+)
+def test_malformed_tokens_are_unauthorized(
+    functions: LocalLambda, tenants: dict[str, Record], token: str
+) -> None:
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
+
+
+def test_a_disabled_user_is_refused_from_the_next_request(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    from appengine_core.store import TenantStore, Update
+
+    admin = tenants["acme_admin"]
+    token = access_token(admin)
+    TenantStore().update(
+        Update(admin.key, "SET #data.disabled = :yes", values={":yes": True}, names={"#data": "data"})
+    )
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
