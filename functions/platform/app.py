@@ -6,16 +6,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
 from appengine_core.signing import KeyStore
-from appengine_core.web import create_resolver, http_entrypoint
+from appengine_core.web import PUBLIC_NO_ORG, HttpFunction
 
-logger = Logger(service="platform")
-metrics = Metrics(namespace="AppEngine", service="platform")
-app = create_resolver(logger)
+api = HttpFunction("platform")
+app = api.app
 
 # Generated from every function's routes by `make openapi` (checked for freshness by the tests).
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
@@ -32,12 +30,12 @@ def openapi_document() -> str:
     return OPENAPI_DOCUMENT.read_text(encoding="utf-8")
 
 
-@app.get("/monitoring/health", summary="Liveness check", tags=["platform"])
+@api.get("/monitoring/health", PUBLIC_NO_ORG, summary="Liveness check", tags=["platform"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/.well-known/jwks.json", summary="Public signing keys (JWKS)", tags=["platform"])
+@api.get("/.well-known/jwks.json", PUBLIC_NO_ORG, summary="Public signing keys (JWKS)", tags=["platform"])
 def jwks() -> Response[Any]:
     return Response(
         status_code=200,
@@ -47,12 +45,12 @@ def jwks() -> Response[Any]:
     )
 
 
-@app.get("/openapi.json", include_in_schema=False)
+@api.get("/openapi.json", PUBLIC_NO_ORG, include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
 
 
-@app.get("/docs", include_in_schema=False)
+@api.get("/docs", PUBLIC_NO_ORG, include_in_schema=False)
 def docs() -> Response[str]:
     html = generate_swagger_html(
         openapi_document().replace("</", "<\\/"),
@@ -64,4 +62,4 @@ def docs() -> Response[str]:
     return Response(status_code=200, content_type="text/html", body=html)
 
 
-lambda_handler = http_entrypoint(app, logger, metrics)
+lambda_handler = api.handler

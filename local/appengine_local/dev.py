@@ -89,7 +89,8 @@ def _banner(port: int, endpoint: str, seed_file: Path | None) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "botocore", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "3000"))
     seed_setting = os.environ.get("APPENGINE_SEED_FILE", str(DEMO_SEED))
     seed_file = Path(seed_setting) if seed_setting else None

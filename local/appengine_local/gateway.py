@@ -54,10 +54,10 @@ class LocalGateway:
         local = self.local_routes.get((request.method, request.path))
         if local is not None:
             return local(request)
-        route, path_parameters = self._match(request.method, request.path)
+        route, path_parameters = self.match(request.method, request.path)
         if route is None:
             return self._gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, request_id)
-        event = self._proxy_event(request, route, path_parameters or {}, request_id)
+        event = self.proxy_event(request, route, path_parameters or {}, request_id)
         if route.authorized:
             outcome = self._authorize(event)
             if isinstance(outcome, Response):
@@ -71,7 +71,7 @@ class LocalGateway:
         return self._to_response(result, request_id)
 
     # -- routing ----------------------------------------------------------------------------------
-    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
         for route in self.routes:
             if route.method not in (method, "ANY"):
                 continue
@@ -81,7 +81,7 @@ class LocalGateway:
         return None, None
 
     # -- events -----------------------------------------------------------------------------------
-    def _proxy_event(
+    def proxy_event(
         self, request: Request, route: Route, path_parameters: dict[str, str], request_id: str
     ) -> dict[str, Any]:
         headers = {k: v for k, v in request.headers.items()}
@@ -136,6 +136,18 @@ class LocalGateway:
             f"{event['httpMethod']}{event['path']}"
         )
 
+    def authorizer_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The REQUEST authorizer's input for a proxy event (REST API, payload 1.0)."""
+        return {
+            "type": "REQUEST",
+            "methodArn": self._method_arn(event),
+            **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders")},
+            **{k: event[k] for k in ("queryStringParameters", "multiValueQueryStringParameters")},
+            "pathParameters": event["pathParameters"],
+            "stageVariables": None,
+            "requestContext": event["requestContext"],
+        }
+
     # -- the REQUEST authorizer with REST-API semantics ---------------------------------------------
     def _authorize(self, event: dict[str, Any]) -> dict[str, Any] | Response:
         request_id = event["requestContext"]["requestId"]
@@ -145,15 +157,7 @@ class LocalGateway:
         ):
             # With caching on, API Gateway refuses a request missing an identity source without a call.
             return self._gateway_response("UNAUTHORIZED", 401, request_id)
-        authorizer_event = {
-            "type": "REQUEST",
-            "methodArn": self._method_arn(event),
-            **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders")},
-            **{k: event[k] for k in ("queryStringParameters", "multiValueQueryStringParameters")},
-            "pathParameters": event["pathParameters"],
-            "stageVariables": None,
-            "requestContext": event["requestContext"],
-        }
+        authorizer_event = self.authorizer_event(event)
         try:
             result = self.lambdas.invoke(self.authorizer.function, authorizer_event)
         except Exception as error:

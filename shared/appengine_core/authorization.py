@@ -8,13 +8,15 @@ A missing ``orgid`` is allowed through with an empty org so that the function's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from appengine_core.directory import DirectoryService
 from appengine_core.errors import Forbidden, Unauthorized
 from appengine_core.principal import ADMIN_ROLES, Principal
+from appengine_core.sessions import session_key
 from appengine_core.settings import get_settings
+from appengine_core.store import TenantStore
 from appengine_core.tenancy import TenantKey, is_valid_orgid
 from appengine_core.tokens import AccessClaims, TokenService
 
@@ -30,9 +32,9 @@ def bearer(value: str | None) -> str | None:
 
 
 class AuthorizerService:
-    def __init__(self, tokens: TokenService | None = None, directory: DirectoryService | None = None) -> None:
+    def __init__(self, tokens: TokenService | None = None, store: TenantStore | None = None) -> None:
         self._tokens = tokens or TokenService()
-        self._directory = directory or DirectoryService()
+        self._store = store or TenantStore()
 
     def decide(self, headers: Mapping[str, str]) -> Principal:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -59,9 +61,21 @@ class AuthorizerService:
             raise Unauthorized() from exc
         if key.collection != claims.kind:
             raise Unauthorized()
-        item = self._directory.get_principal(claims.sub)
+        # The principal and its session in one round trip: a disabled principal or a revoked session
+        # is refused from the very next request.
+        session_of_token = session_key(key.orgid, claims.sid)
+        found = self._store.batch_get([key, session_of_token])
+        item, session = found.get(key.sort), found.get(session_of_token.sort)
         data: dict[str, Any] = (item or {}).get("data") or {}
         if not item or data.get("disabled"):
+            raise Unauthorized()
+        if (
+            not session
+            or session.get("revoked")
+            or int(session.get("expiresAt", 0)) <= time.time()
+            or session.get("principal") != claims.sub
+            or session.get("kind") != claims.kind
+        ):
             raise Unauthorized()
         if claims.kind == "customer":
             if claims.org != key.orgid:

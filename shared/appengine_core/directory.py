@@ -3,8 +3,9 @@
 Layout (all keys tenant-scoped, see ``tenancy``):
 - org:                 ``<org>:#org:<org>``
 - User record:         ``<home org>:user:<id>`` (BaseModel, ``data.orgs`` lists the orgs it may act on)
-- User email index:    ``<org>:#user-email:<email>`` for every org in ``data.orgs`` -> the User's sk;
-                       its partition is also the org's member list
+- User email index:    ``<org>:#user-email:<email>`` for every org in ``data.orgs`` -> the User's sk
+- User membership:     ``<org>:#member:<user id>`` for every org in ``data.orgs`` (the org's user list;
+                       resolves a user id within an org), counted in ``<org>:#count:user``
 - Customer record:     ``<org>:customer:<id>``; email index ``<org>:#customer-email:<email>``
 Email uniqueness per (org, principal kind) is enforced by the index items' conditional puts, in the same
 transaction as the record.
@@ -20,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from appengine_core.errors import Conflict, NotFound, ValidationFailed
 from appengine_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from appengine_core.records import Record, new_id, utc_now_iso
-from appengine_core.store import Check, ConditionFailed, Put, TenantStore
+from appengine_core.repository import counter_key
+from appengine_core.store import Check, ConditionFailed, Delete, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey, validate_orgid
 
 PrincipalKind = Literal["user", "customer"]
@@ -29,7 +31,20 @@ CONTENT_PERMISSIONS = ("create", "read", "update", "delete", "review", "approve"
 ROLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s:]{1,64}@[^@\s:]{1,255}\.[^@\s:]{1,63}$")
 ORG_COLLECTION = "#org"
+MEMBER_COLLECTION = "#member"
 SECRET_ATTRIBUTES = ("passwordHash",)
+
+
+def normalize_permissions(value: Any) -> list[str]:
+    """Content permissions as a list in canonical order; the stored ``{"content": [...]}`` is accepted."""
+    if isinstance(value, dict):
+        value = value.get("content", [])
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ValueError("permissions must be a list of names")
+    unknown = set(value) - set(CONTENT_PERMISSIONS)
+    if unknown:
+        raise ValueError(f"unknown permissions: {sorted(unknown)}")
+    return [p for p in CONTENT_PERMISSIONS if p in value]
 
 
 def normalize_email(email: str) -> str:
@@ -41,6 +56,32 @@ def normalize_email(email: str) -> str:
 
 def email_index_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
     return TenantKey(orgid, f"#{kind}-email", email)
+
+
+def member_key(orgid: str, user_id: str) -> TenantKey:
+    return TenantKey(orgid, MEMBER_COLLECTION, user_id)
+
+
+def membership_writes(orgid: str, user_sk: str, email: str) -> list[Any]:
+    """The items that make a user a member of ``orgid`` (all conditional: no duplicate email or member)."""
+    user_id = TenantKey.parse(user_sk).item_id
+    return [
+        Check(org_key(orgid), "attribute_exists(PK)"),
+        Put(email_index_key(orgid, "user", email), {"principal": user_sk}),
+        Put(member_key(orgid, user_id), {"principal": user_sk, "email": email}),
+        Update(counter_key(orgid, "user"), "ADD #total :one", values={":one": 1}, names={"#total": "total"}),
+    ]
+
+
+def membership_removals(orgid: str, user_sk: str, email: str) -> list[Any]:
+    user_id = TenantKey.parse(user_sk).item_id
+    return [
+        Delete(email_index_key(orgid, "user", email), "attribute_exists(PK)"),
+        Delete(member_key(orgid, user_id), "attribute_exists(PK)"),
+        Update(
+            counter_key(orgid, "user"), "ADD #total :minus", values={":minus": -1}, names={"#total": "total"}
+        ),
+    ]
 
 
 def org_key(orgid: str) -> TenantKey:
@@ -88,17 +129,7 @@ class NewUser(NewPrincipal):
     @field_validator("permissions", mode="before")
     @classmethod
     def _permissions(cls, value: Any) -> Any:
-        if isinstance(value, dict):  # the stored shape {"content": [...]} is accepted too
-            value = value.get("content", [])
-        return value
-
-    @field_validator("permissions")
-    @classmethod
-    def _known_permissions(cls, value: list[str]) -> list[str]:
-        unknown = set(value) - set(CONTENT_PERMISSIONS)
-        if unknown:
-            raise ValueError(f"unknown permissions: {sorted(unknown)}")
-        return [p for p in CONTENT_PERMISSIONS if p in value]
+        return normalize_permissions(value)
 
     @field_validator("orgs")
     @classmethod
@@ -147,9 +178,8 @@ class DirectoryService:
             Put(record.key, record.to_item() | {"passwordHash": hash_password(new.password)}),
         ]
         for orgid in orgs:
-            operations.append(Check(org_key(orgid), "attribute_exists(PK)"))
-            operations.append(Put(email_index_key(orgid, "user", new.email), {"principal": record.sk}))
-        self._commit_principal(operations, orgs)
+            operations.extend(membership_writes(orgid, record.sk, new.email))
+        self._commit_principal(operations)
         return record
 
     def create_customer(self, orgid: str, new: NewCustomer) -> Record:
@@ -161,12 +191,17 @@ class DirectoryService:
                 Put(record.key, record.to_item() | {"passwordHash": hash_password(new.password)}),
                 Check(org_key(orgid), "attribute_exists(PK)"),
                 Put(email_index_key(orgid, "customer", new.email), {"principal": record.sk}),
+                Update(
+                    counter_key(orgid, "customer"),
+                    "ADD #total :one",
+                    values={":one": 1},
+                    names={"#total": "total"},
+                ),
             ],
-            [orgid],
         )
         return record
 
-    def _commit_principal(self, operations: list[Any], orgs: list[str]) -> None:
+    def _commit_principal(self, operations: list[Any]) -> None:
         try:
             self._store.transact(operations)
         except ConditionFailed as exc:
@@ -186,8 +221,13 @@ class DirectoryService:
             return None
         return self._store.get(TenantKey.parse(index["principal"]))
 
-    def get_principal(self, principal_sk: str) -> dict[str, Any] | None:
-        return self._store.get(TenantKey.parse(principal_sk))
+    def get_principal(self, principal_sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        return self._store.get(TenantKey.parse(principal_sk), consistent=consistent)
+
+    def member_sk(self, orgid: str, user_id: str) -> str | None:
+        """The sk of the user ``user_id`` if it is a member of ``orgid``."""
+        item = self._store.get(member_key(orgid, user_id))
+        return str(item["principal"]) if item else None
 
 
 def public_record(item: dict[str, Any]) -> Record:

@@ -6,6 +6,7 @@ Events carry ids and facts, never secrets (no password, hash, token or key mater
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,3 +60,14 @@ class EventPublisher:
                         failed.append({"detailType": entry.detail_type, "error": result.get("ErrorCode")})
         if failed:
             raise EventPublishFailed(failed)
+
+
+def publish_best_effort(publisher: EventPublisher, detail_type: str, orgid: str, **detail: Any) -> None:
+    """Publish one event; a failure is logged, never raised (for telemetry-grade events such as sign-ins,
+    which must not fail the caller's request because the bus is down)."""
+    try:
+        publisher.publish([DomainEvent(detail_type=detail_type, orgid=orgid, detail=detail)])
+    except Exception:
+        logging.getLogger("appengine.events").exception(
+            "event not published", extra={"detailType": detail_type}
+        )

@@ -53,3 +53,13 @@ def require_principal(
     if principal.kind not in kinds:
         raise Forbidden(f"this route is not for {principal.kind} credentials")
     return principal, orgid
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    if not principal.has_role(*roles):
+        raise Forbidden(f"needs one of the roles {', '.join(roles)}")
+
+
+def require_permission(principal: Principal, permission: str) -> None:
+    if not principal.has_permission(permission):
+        raise Forbidden(f"needs the {permission} permission")

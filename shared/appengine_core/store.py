@@ -7,7 +7,6 @@ atomicity come from conditional writes and transactions, never from read-then-wr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,7 +36,13 @@ class ConditionFailed(Exception):
 
 def to_dynamo(value: Any) -> Any:
     """Python/JSON value -> what boto3's DynamoDB resource accepts (floats become Decimals)."""
-    return json.loads(json.dumps(value), parse_float=Decimal)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
 
 
 def from_dynamo(value: Any) -> Any:

@@ -7,17 +7,23 @@ response gets its ``x-request-id``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from appengine_core.errors import DomainError, RateLimited, http_status_of
+from appengine_core.errors import DomainError, RateLimited, Unauthorized, http_status_of
+from appengine_core.guard import require_orgid, require_permission, require_principal, require_role
+from appengine_core.principal import Principal
 
 REQUEST_ID_HEADER = "x-request-id"
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -86,6 +92,14 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, st
     return details
 
 
+def domain_error_response(error: DomainError, request_id: str) -> Response[Any]:
+    status = http_status_of(error)
+    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RateLimited) else {}
+    return json_response(
+        status, error_body(status, error.code, error.message, request_id, error.details), headers
+    )
+
+
 def _request_id(app: APIGatewayRestResolver) -> str:
     try:
         return str(app.current_event.request_context.request_id or "")
@@ -99,14 +113,9 @@ def create_resolver(logger: Logger) -> APIGatewayRestResolver:
 
     @app.exception_handler(DomainError)
     def _domain_error(error: DomainError) -> Response[Any]:
-        status = http_status_of(error)
-        headers = {}
-        if isinstance(error, RateLimited):
-            headers["Retry-After"] = str(error.retry_after_seconds)
-        if status >= 500:
+        if http_status_of(error) >= 500:
             logger.error("request failed", extra={"code": error.code})
-        body = error_body(status, error.code, error.message, _request_id(app), error.details)
-        return json_response(status, body, headers)
+        return domain_error_response(error, _request_id(app))
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response[Any]:
@@ -132,20 +141,119 @@ def create_resolver(logger: Logger) -> APIGatewayRestResolver:
     return app
 
 
-def http_entrypoint(app: APIGatewayRestResolver, logger: Logger, metrics: Metrics) -> LambdaHandler:
-    """The Lambda handler of an HTTP function: logging context, metrics flush, request id header."""
+@dataclass(frozen=True)
+class Access:
+    """Who may call a route, checked before the body is validated (contract §1 order: 401, 400
+    ``orgid_required``, 403 kind, 403 role/permission, then 422)."""
 
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        result = app.resolve(event, context)
-        request_id = (event.get("requestContext") or {}).get("requestId") or ""
-        if "multiValueHeaders" in result:
-            result["multiValueHeaders"][REQUEST_ID_HEADER] = [request_id]
-        else:
-            result.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
-        return result
+    public: bool = False
+    orgid_required: bool = True
+    kinds: tuple[str, ...] = ("user", "customer")
+    roles: tuple[str, ...] = ()
+    permission: str | None = None
 
+
+PUBLIC = Access(public=True)
+PUBLIC_NO_ORG = Access(public=True, orgid_required=False)
+SIGNED_IN = Access()
+STAFF = Access(kinds=("user",))
+CUSTOMER = Access(kinds=("customer",))
+
+
+@dataclass(frozen=True)
+class Caller:
+    orgid: str
+    principal: Principal | None
+
+
+class HttpFunction:
+    """One HTTP Lambda: a Powertools resolver whose routes each declare their ``Access``.
+
+    The access check runs before Powertools validates the body, so a caller without the right to a
+    route learns nothing about its body schema and statuses come in the contract's order.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.logger = Logger(service=service)
+        self.metrics = Metrics(namespace="AppEngine", service=service)
+        self.app = create_resolver(self.logger)
+        self._access: dict[tuple[str, str], Access] = {}
+
+    def route(
+        self, method: str, path: str, access: Access, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        # Powertools writes path parameters as <name>; API Gateway's resource (and the template) as {name}.
+        resource = re.sub(r"<(\w+)>", r"{\1}", path)
+        self._access[(method.upper(), resource)] = access
+        return self.app.route(path, method.upper(), **kwargs)
+
+    def get(
+        self, path: str, access: Access, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("GET", path, access, **kwargs)
+
+    def post(
+        self, path: str, access: Access, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("POST", path, access, **kwargs)
+
+    def caller(self) -> Caller:
+        caller = self.app.context.get("caller")
+        if not isinstance(caller, Caller):
+            raise Unauthorized()
+        return caller
+
+    def principal(self) -> tuple[Principal, str]:
+        caller = self.caller()
+        if caller.principal is None:
+            raise Unauthorized()
+        return caller.principal, caller.orgid
+
+    def _check_access(self, event: dict[str, Any]) -> Caller | None:
+        access = self._access.get((str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))))
+        if access is None:
+            return None  # no such route: the resolver answers 404
+        proxy = APIGatewayProxyEvent(event)
+        if access.public:
+            orgid = require_orgid(proxy) if access.orgid_required else ""
+            return Caller(orgid=orgid, principal=None)
+        principal, orgid = require_principal(proxy, kinds=access.kinds)
+        if access.roles:
+            require_role(principal, *access.roles)
+        if access.permission:
+            require_permission(principal, access.permission)
+        self.logger.append_keys(orgid=orgid, principal=principal.principal_id, kind=principal.kind)
+        return Caller(orgid=orgid, principal=principal)
+
+    @property
+    def handler(self) -> LambdaHandler:
+        def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            request_id = (event.get("requestContext") or {}).get("requestId") or ""
+            try:
+                caller = self._check_access(event)
+            except DomainError as refusal:
+                response = domain_error_response(refusal, request_id)
+                result = ResponseBuilder(response).build(APIGatewayProxyEvent(event))  # type: ignore[arg-type]
+            else:
+                if caller is not None:
+                    self.app.append_context(caller=caller)  # type: ignore[no-untyped-call]
+                result = self.app.resolve(event, context)
+            return _with_request_id(result, request_id)
+
+        return http_entrypoint_for(handle, self.logger, self.metrics)
+
+
+def _with_request_id(result: dict[str, Any], request_id: str) -> dict[str, Any]:
+    if "multiValueHeaders" in result:
+        result["multiValueHeaders"][REQUEST_ID_HEADER] = [request_id]
+    else:
+        result.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
+    return result
+
+
+def http_entrypoint_for(handle: LambdaHandler, logger: Logger, metrics: Metrics) -> LambdaHandler:
     with_logging = logger.inject_lambda_context(
-        handler, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+        handle, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
     )
     instrumented: LambdaHandler = metrics.log_metrics(with_logging, raise_on_empty_metrics=False)
     return instrumented

@@ -99,3 +99,53 @@ def tenants(aws_stack: dict[str, str]) -> dict[str, Any]:
             "acme", NewCustomer(email="buyer@acme.test", password="acme-buyer-pass", firstName="Bea")
         ),
     }
+
+
+def access_token_for(record: Any, session_lifetime: int = 3600) -> str:
+    """An access token of a real session of ``record`` (a User or Customer envelope)."""
+    from appengine_core.sessions import SessionStore
+    from appengine_core.tokens import TokenService
+
+    kind = "customer" if record.datatype == "customer" else "user"
+    session, _ = SessionStore().create(
+        principal_sk=record.sk,
+        kind=kind,
+        method="password",
+        lifetime_seconds=session_lifetime,
+        user_agent="test",
+        source_ip="127.0.0.1",
+    )
+    token, _ = TokenService().issue(subject=record.sk, kind=kind, session_id=session.id, orgid=record.orgid)
+    return token
+
+
+@pytest.fixture
+def bus_messages(aws_stack: dict[str, str]) -> Any:
+    """Every event put on the template's bus, captured through a rule -> SQS queue (as a subscriber would)."""
+    import json
+
+    import boto3
+
+    from appengine_core.settings import get_settings
+
+    sqs = boto3.client("sqs", region_name=LOCAL_REGION)
+    events = boto3.client("events", region_name=LOCAL_REGION)
+    queue_url = sqs.create_queue(QueueName="bus-capture")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    bus = get_settings().event_bus_name
+    events.put_rule(Name="capture-all", EventBusName=bus, EventPattern=json.dumps({"source": ["appengine"]}))
+    events.put_targets(Rule="capture-all", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    def read() -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return received
+            for message in batch:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    return read

@@ -10,6 +10,7 @@ from appengine_core.records import Record
 from appengine_core.tokens import TokenService
 from appengine_local.runtime import LocalLambda
 from tests.conftest import load_event
+from tests.integration.conftest import access_token_for
 
 
 def authorizer_event(**headers: str) -> dict[str, Any]:
@@ -20,9 +21,16 @@ def authorizer_event(**headers: str) -> dict[str, Any]:
 
 
 def access_token(record: Record) -> str:
-    kind = "customer" if record.datatype == "customer" else "user"
-    token, _ = TokenService().issue(subject=record.sk, kind=kind, session_id="s1", orgid=record.orgid)
-    return token
+    return access_token_for(record)
+
+
+def test_a_token_of_an_unknown_session_is_unauthorized(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    admin = tenants["acme_admin"]
+    token, _ = TokenService().issue(subject=admin.sk, kind="user", session_id="0" * 32)
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
 
 
 def test_no_credentials_raises_unauthorized(functions: LocalLambda, tenants: dict[str, Record]) -> None:

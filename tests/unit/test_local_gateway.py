@@ -176,5 +176,5 @@ def test_unknown_routes_get_the_missing_token_response() -> None:
 def test_every_route_of_the_real_template_routes_to_itself(route: Any) -> None:
     concrete = route.path.replace("{", "").replace("}", "").replace("+", "")
     gateway = LocalGateway(load_template(), lambdas=ScriptedLambdas(unauthorized))  # type: ignore[arg-type]
-    matched, _ = gateway._match(route.method, concrete)
+    matched, _ = gateway.match(route.method, concrete)
     assert matched is not None and (matched.method, matched.path) == (route.method, route.path)

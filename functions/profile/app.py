@@ -1,0 +1,69 @@
+"""Who am I, customer self-service and staff user management (contract §4)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from appengine_core.directory import NewUser
+from appengine_core.pagination import PageRequest
+from appengine_core.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
+from appengine_core.web import CUSTOMER, SIGNED_IN, Access, HttpFunction, created
+
+api = HttpFunction("profile")
+app = api.app
+USER_ADMIN = Access(kinds=("user",), roles=USER_ADMIN_ROLES)
+USER_LISTING = Access(kinds=("user",), roles=USER_LIST_ROLES, permission="read")
+
+
+@cache
+def profile_service() -> ProfileService:
+    return ProfileService()
+
+
+@api.get("/profile/whoami", SIGNED_IN, summary="The caller and the org of this call", tags=["profile"])
+def whoami() -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return profile_service().whoami(principal, orgid)
+
+
+@api.get("/profile/customer/profile", CUSTOMER, summary="The customer's own profile", tags=["profile"])
+def customer_profile() -> dict[str, Any]:
+    principal, _ = api.principal()
+    return profile_service().customer_profile(principal).model_dump()
+
+
+@api.post("/profile/customer/update", CUSTOMER, summary="Update the customer's own profile", tags=["profile"])
+def update_customer_profile(changes: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    principal, _ = api.principal()
+    return profile_service().update_customer_profile(principal, changes).model_dump()
+
+
+@api.post("/user/create", USER_ADMIN, summary="Create a staff user in this org", tags=["users"])
+def create_user(new: NewUser) -> Response[Any]:
+    principal, orgid = api.principal()
+    return created(profile_service().create_user(principal, orgid, new).model_dump())
+
+
+@api.get("/user/org/<orgid>", USER_LISTING, summary="The org's staff users, paged", tags=["users"])
+def list_org_users(orgid: str) -> dict[str, Any]:
+    principal, header_orgid = api.principal()
+    page = PageRequest.from_query(app.current_event.query_string_parameters or {})
+    return profile_service().list_org_users(principal, header_orgid, orgid, page)
+
+
+@api.post(
+    "/user/update/<user_id>",
+    USER_ADMIN,
+    summary="Change a user's roles, permissions, orgs or disabled",
+    tags=["users"],
+)
+def update_user(user_id: str, update: UserUpdate) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return profile_service().update_user(principal, orgid, user_id, update).model_dump()
+
+
+lambda_handler = api.handler

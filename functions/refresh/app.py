@@ -1,0 +1,44 @@
+"""Refresh-token rotation for both principal kinds, and sign-out (contract §3)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from appengine_core.auth import AuthService, RefreshRequest
+from appengine_core.web import OK_BODY, PUBLIC, SIGNED_IN, HttpFunction
+
+api = HttpFunction("refresh")
+app = api.app
+
+
+@cache
+def auth_service() -> AuthService:
+    return AuthService()
+
+
+@api.post("/profile/user/refresh", PUBLIC, summary="Rotate a staff refresh token", tags=["sign-in"])
+@api.post("/user/refresh", PUBLIC, summary="Rotate a staff refresh token (alias)", tags=["sign-in"])
+def user_refresh(request: RefreshRequest) -> dict[str, Any]:
+    return auth_service().refresh("user", api.caller().orgid, request).envelope()
+
+
+@api.post("/profile/customer/refresh", PUBLIC, summary="Rotate a customer refresh token", tags=["sign-in"])
+@api.post("/customer/refresh", PUBLIC, summary="Rotate a customer refresh token (alias)", tags=["sign-in"])
+def customer_refresh(request: RefreshRequest) -> dict[str, Any]:
+    return auth_service().refresh("customer", api.caller().orgid, request).envelope()
+
+
+@api.post(
+    "/profile/signout",
+    SIGNED_IN,
+    summary="Revoke the current session and its refresh tokens",
+    tags=["sign-in"],
+)
+def sign_out() -> dict[str, Any]:
+    principal, orgid = api.principal()
+    auth_service().sign_out(principal, orgid)
+    return OK_BODY
+
+
+lambda_handler = api.handler

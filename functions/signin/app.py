@@ -1,0 +1,58 @@
+"""Sign-in and sign-up for staff Users and Customers (contract §3). Public routes; ``orgid`` required."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from appengine_core.auth import AuthService, ClientInfo, Credentials
+from appengine_core.directory import NewCustomer, NewUser
+from appengine_core.guard import header
+from appengine_core.web import PUBLIC, HttpFunction, created
+
+api = HttpFunction("signin")
+app = api.app
+
+
+@cache
+def auth_service() -> AuthService:
+    return AuthService()
+
+
+def client_info() -> ClientInfo:
+    event = app.current_event
+    return ClientInfo(
+        user_agent=header(event, "user-agent"), source_ip=event.request_context.identity.source_ip
+    )
+
+
+@api.post("/profile/signin", PUBLIC, summary="Staff sign-in", tags=["sign-in"])
+@api.post("/profile/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
+@api.post("/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
+def user_sign_in(credentials: Credentials) -> dict[str, Any]:
+    return auth_service().sign_in("user", api.caller().orgid, credentials, client_info()).envelope()
+
+
+@api.post("/profile/customer/signin", PUBLIC, summary="Customer sign-in", tags=["sign-in"])
+def customer_sign_in(credentials: Credentials) -> dict[str, Any]:
+    return auth_service().sign_in("customer", api.caller().orgid, credentials, client_info()).envelope()
+
+
+@api.post("/profile/customer/signup", PUBLIC, summary="Customer sign-up", tags=["sign-in"])
+def customer_sign_up(new: NewCustomer) -> Response[Any]:
+    return created(auth_service().sign_up_customer(api.caller().orgid, new, client_info()).envelope())
+
+
+@api.post(
+    "/profile/user/signup",
+    PUBLIC,
+    summary="Staff self sign-up (org setting allowUserSignup)",
+    tags=["sign-in"],
+)
+def user_sign_up(new: NewUser) -> Response[Any]:
+    return created(auth_service().sign_up_user(api.caller().orgid, new, client_info()).envelope())
+
+
+lambda_handler = api.handler

@@ -1,0 +1,127 @@
+"""Writes the API Gateway sample events in ``events/`` (``python -m appengine_local.sample_events``).
+
+They are built by the local gateway's own event builder, so they have the shape the deployed gateway
+sends; ``<access token>`` placeholders are for ``sam local invoke`` users to replace, and the tests
+fill them in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from appengine_local.gateway import LocalGateway
+from appengine_local.runtime import LocalLambda
+from appengine_local.template import REPO_ROOT, load_template
+
+EVENTS_DIR = REPO_ROOT / "events"
+REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+BEARER = {"authorization": "Bearer <access token>"}
+ACME = {"orgid": "acme"}
+JSON = {"content-type": "application/json"}
+
+# name -> (method, path, headers, body)
+SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
+    "platform-health": ("GET", "/monitoring/health", {}, None),
+    "platform-jwks": ("GET", "/.well-known/jwks.json", {}, None),
+    "platform-openapi": ("GET", "/openapi.json", {}, None),
+    "signin-user": (
+        "POST",
+        "/profile/signin",
+        ACME | JSON,
+        {"email": "admin@acme.test", "password": "acme-admin-pass"},
+    ),
+    "signin-customer": (
+        "POST",
+        "/profile/customer/signin",
+        ACME | JSON,
+        {"email": "buyer@acme.test", "password": "acme-buyer-pass"},
+    ),
+    "signup-customer": (
+        "POST",
+        "/profile/customer/signup",
+        ACME | JSON,
+        {"email": "new@acme.test", "password": "new-buyer-pass", "firstName": "Nia"},
+    ),
+    "signup-user": (
+        "POST",
+        "/profile/user/signup",
+        ACME | JSON,
+        {"email": "self@acme.test", "password": "self-signup-pass"},
+    ),
+    "refresh-user": ("POST", "/profile/user/refresh", ACME | JSON, {"refreshToken": "<refresh token>"}),
+    "refresh-customer": (
+        "POST",
+        "/profile/customer/refresh",
+        ACME | JSON,
+        {"refreshToken": "<refresh token>"},
+    ),
+    "signout": ("POST", "/profile/signout", ACME | BEARER, None),
+    "profile-whoami": ("GET", "/profile/whoami", ACME | BEARER, None),
+    "profile-customer-get": ("GET", "/profile/customer/profile", ACME | BEARER, None),
+    "profile-customer-update": (
+        "POST",
+        "/profile/customer/update",
+        ACME | BEARER | JSON,
+        {"firstName": "Bea", "phone": "+1 555"},
+    ),
+    "user-create": (
+        "POST",
+        "/user/create",
+        ACME | BEARER | JSON,
+        {
+            "email": "editor@acme.test",
+            "password": "editor-pass-1",
+            "roles": ["ContentAdmin"],
+            "permissions": ["read", "create"],
+        },
+    ),
+    "user-list-org": ("GET", "/user/org/acme", ACME | BEARER, None),
+    "user-update": ("POST", "/user/update/user-<id>", ACME | BEARER | JSON, {"disabled": True}),
+}
+
+# The authorizer's own event, as API Gateway sends it for GET /profile/whoami.
+AUTHORIZER_SAMPLE = "profile-whoami"
+
+
+def _proxy_event(
+    gateway: LocalGateway, method: str, path: str, headers: dict[str, str], body: Any
+) -> dict[str, Any]:
+    data = json.dumps(body) if body is not None else None
+    request = Request(
+        EnvironBuilder(
+            method=method, path=path, headers=[("User-Agent", "curl/8.5.0"), *headers.items()], data=data
+        ).get_environ()
+    )
+    route, parameters = gateway.match(method, path)
+    if route is None:
+        raise ValueError(f"no route for {method} {path}")
+    event = gateway.proxy_event(request, route, parameters or {}, REQUEST_ID)
+    # Deterministic files: fixed times, and header names as curl sends them (lower case).
+    event["requestContext"].update(requestTimeEpoch=1767225600000, requestTime="01/Jan/2026:00:00:00 +0000")
+    event["headers"] = {k.lower(): v for k, v in event["headers"].items()}
+    event["multiValueHeaders"] = {k.lower(): v for k, v in event["multiValueHeaders"].items()}
+    return event
+
+
+def build_all() -> dict[str, dict[str, Any]]:
+    template = load_template()
+    gateway = LocalGateway(template, lambdas=LocalLambda.__new__(LocalLambda))
+    samples = {name: _proxy_event(gateway, *spec) for name, spec in SAMPLES.items()}
+    whoami = samples[AUTHORIZER_SAMPLE]
+    samples["authorizer-request"] = gateway.authorizer_event(whoami)
+    samples["jobs-rotate-signing-keys"] = {"job": "rotate-signing-keys"}
+    return samples
+
+
+def main() -> None:
+    for name, event in build_all().items():
+        (EVENTS_DIR / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+        print(f"events/{name}.json")
+
+
+if __name__ == "__main__":
+    main()
