@@ -1,6 +1,8 @@
 """Runs every benchmark in turn."""
 
-from bench import cold_import
+from bench import authorizer, cold_import
 
 if __name__ == "__main__":
     cold_import.main()
+    print()
+    authorizer.main()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from appengine_core.directory import DirectoryService, NewCustomer, NewUser, PrincipalKind, public_record
 from appengine_core.errors import Forbidden, InvalidCredentials, NotFound, Unauthorized
@@ -27,7 +27,7 @@ class Credentials(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class RefreshRequest(BaseModel):
@@ -35,8 +35,8 @@ class RefreshRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    refreshToken: str | None = Field(default=None, max_length=512)  # noqa: N815
-    refresh_token: str | None = Field(default=None, max_length=512)
+    refreshToken: SecretStr | None = Field(default=None, max_length=512)  # noqa: N815
+    refresh_token: SecretStr | None = Field(default=None, max_length=512)
 
     @model_validator(mode="after")
     def _one_token(self) -> RefreshRequest:
@@ -46,7 +46,8 @@ class RefreshRequest(BaseModel):
 
     @property
     def token(self) -> str:
-        return str(self.refreshToken or self.refresh_token)
+        secret = self.refreshToken or self.refresh_token
+        return secret.get_secret_value() if secret else ""
 
 
 class ClientInfo(BaseModel):
@@ -87,7 +88,9 @@ class AuthService:
         self, kind: PrincipalKind, orgid: str, credentials: Credentials, client: ClientInfo
     ) -> SignedIn:
         item = self._directory.find_by_email(orgid, kind, credentials.email)
-        matches, new_hash = verify_password(credentials.password, (item or {}).get("passwordHash"))
+        matches, new_hash = verify_password(
+            credentials.password.get_secret_value(), (item or {}).get("passwordHash")
+        )
         if item is None or not matches:
             self._emit(
                 "auth.sign_in_failed",

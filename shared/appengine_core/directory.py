@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from appengine_core.errors import Conflict, NotFound, ValidationFailed
 from appengine_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
@@ -99,7 +99,8 @@ class NewPrincipal(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
     email: str
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    # SecretStr: never shown by repr or logs (Powertools logs handler arguments at DEBUG).
+    password: SecretStr = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     firstName: str | None = Field(default=None, max_length=200)  # noqa: N815
     lastName: str | None = Field(default=None, max_length=200)  # noqa: N815
 
@@ -175,7 +176,10 @@ class DirectoryService:
         }
         record = Record.new(orgid=home_orgid, datatype="user", data=data, name=new.email, author=author)
         operations: list[Any] = [
-            Put(record.key, record.to_item() | {"passwordHash": hash_password(new.password)}),
+            Put(
+                record.key,
+                record.to_item() | {"passwordHash": hash_password(new.password.get_secret_value())},
+            ),
         ]
         for orgid in orgs:
             operations.extend(membership_writes(orgid, record.sk, new.email))
@@ -188,7 +192,10 @@ class DirectoryService:
         record = record.model_copy(update={"author": record.sk, "owner": record.sk})
         self._commit_principal(
             [
-                Put(record.key, record.to_item() | {"passwordHash": hash_password(new.password)}),
+                Put(
+                    record.key,
+                    record.to_item() | {"passwordHash": hash_password(new.password.get_secret_value())},
+                ),
                 Check(org_key(orgid), "attribute_exists(PK)"),
                 Put(email_index_key(orgid, "customer", new.email), {"principal": record.sk}),
                 Update(

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from cryptography.hazmat.primitives import serialization
@@ -43,6 +43,14 @@ class SigningKey:
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self.public_key))
         return jwk | {"kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+
+class KeySource(Protocol):
+    """What token signing and verification need from a keyset."""
+
+    def current(self) -> SigningKey: ...
+
+    def verification_key(self, kid: str) -> Ed25519PublicKey | None: ...
 
 
 def new_key_entry(now: int) -> dict[str, Any]:

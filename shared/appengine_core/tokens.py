@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from appengine_core.errors import Unauthorized
 from appengine_core.settings import get_settings
-from appengine_core.signing import ALGORITHM, KeyStore
+from appengine_core.signing import ALGORITHM, KeySource, KeyStore
 
 TokenUse = Literal["access", "partial"]
 TOKEN_TYPES: dict[str, str] = {"access": "at+jwt", "partial": "partial+jwt"}
@@ -34,7 +34,7 @@ class AccessClaims(BaseModel):
 
 
 class TokenService:
-    def __init__(self, keys: KeyStore | None = None) -> None:
+    def __init__(self, keys: KeySource | None = None) -> None:
         self._keys = keys or KeyStore()
 
     def issue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class HttpResponse:
 @dataclass
 class LocalApi:
     base_url: str
+    aws_endpoint: str
 
     def request(
         self,
@@ -87,7 +89,7 @@ def api() -> Iterator[LocalApi]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    local = LocalApi(f"http://127.0.0.1:{port}")
+    local = LocalApi(f"http://127.0.0.1:{port}", aws_endpoint="")
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -99,6 +101,32 @@ def api() -> Iterator[LocalApi]:
             process.kill()
             pytest.fail("the local stack did not start:\n" + log_path.read_text())
         time.sleep(0.2)
+    banner = re.search(r"AWS emulated at (http://127\.0\.0\.1:\d+)", log_path.read_text())
+    assert banner, "the local stack must print its AWS endpoint"
+    local.aws_endpoint = banner.group(1)
     yield local
     process.terminate()
     process.wait(timeout=10)
+
+
+def sign_in(api: LocalApi, email: str, password: str, orgid: str, kind: str = "user") -> dict[str, Any]:
+    path = "/profile/signin" if kind == "user" else "/profile/customer/signin"
+    response = api.post(path, headers={"orgid": orgid}, body={"email": email, "password": password})
+    assert response.status == 200, response.text
+    return dict(response.json())
+
+
+@pytest.fixture(scope="session")
+def signing_keyset(api: LocalApi) -> dict[str, Any]:
+    """The local stack's signing keyset, read from its emulated Secrets Manager (to forge tokens with)."""
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=api.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    secret = client.get_secret_value(SecretId="appengine-local-SigningKeysSecret")
+    return dict(json.loads(secret["SecretString"]))

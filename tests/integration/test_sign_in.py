@@ -226,3 +226,43 @@ def test_auth_events_reach_the_bus_without_secrets(
     dump = json.dumps(events)
     for secret in ("acme-admin-pass", "wrong-password", good["refreshToken"], good["token"], "$argon2"):
         assert secret not in dump
+
+
+def test_reuse_publishes_session_compromised(
+    functions: LocalLambda, tenants: dict[str, Record], bus_messages: Any
+) -> None:
+    first = body_of(sign_in(functions, "admin@acme.test", "acme-admin-pass"))
+    second = body_of(refresh(functions, first["refreshToken"]))
+    body_of(refresh(functions, second["refreshToken"]))
+    assert refresh(functions, first["refreshToken"])["statusCode"] == 401
+    compromised = [e for e in bus_messages() if e["detail-type"] == "session.compromised"]
+    assert len(compromised) == 1
+    assert compromised[0]["detail"]["principal"] == tenants["acme_admin"].sk
+
+
+def test_no_secret_is_logged(
+    functions: LocalLambda,
+    tenants: dict[str, Record],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Our code and Powertools at DEBUG (an operator may set LogLevel=DEBUG); the SDK's wire log is not ours.
+    caplog.set_level("DEBUG")
+    for sdk in ("botocore", "boto3", "urllib3"):
+        caplog.set_level("WARNING", logger=sdk)
+    good = body_of(sign_in(functions, "admin@acme.test", "acme-admin-pass"))
+    sign_in(functions, "admin@acme.test", "a-wrong-password")
+    rotated = body_of(refresh(functions, good["refreshToken"]))
+    refresh(functions, good["refreshToken"])
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    for secret in (
+        "acme-admin-pass",
+        "a-wrong-password",
+        good["refreshToken"],
+        rotated["refreshToken"],
+        good["token"],
+        rotated["token"],
+        "$argon2id$",
+    ):
+        assert secret not in logs

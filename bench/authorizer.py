@@ -1,0 +1,115 @@
+"""The authorizer's warm JWT path.
+
+- verify: ``TokenService.verify`` (header checks, warm key lookup, EdDSA signature, claims) as a ratio to
+  a bare ``jwt.decode`` with the same key: the overhead our rules add to the cryptography.
+- decide: the whole decision (verify + principal and session read) against moto in-process, and the
+  number of DynamoDB calls per decision (target: 1, a BatchGetItem).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import jwt
+from moto import mock_aws
+
+ROUNDS = 2000
+
+
+def _per_call_us(fn: Callable[[], Any], rounds: int = ROUNDS) -> float:
+    for _ in range(50):
+        fn()
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        samples.append((time.perf_counter() - start) / rounds * 1e6)
+    return statistics.median(samples)
+
+
+def run() -> dict[str, float]:
+    from appengine_core import aws
+    from appengine_core.authorization import AuthorizerService
+    from appengine_core.directory import DirectoryService, NewUser
+    from appengine_core.jobs import JOBS
+    from appengine_core.sessions import SessionStore
+    from appengine_core.settings import get_settings
+    from appengine_core.signing import ALGORITHM, KeyStore
+    from appengine_core.tokens import TokenService
+    from appengine_local.resources import LOCAL_REGION, merged_environment, provision
+    from appengine_local.template import load_template
+
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": LOCAL_REGION}
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.update(merged_environment())
+    get_settings.cache_clear()
+    aws.reset_clients()
+    with mock_aws():
+        provision(load_template(), boto3.session.Session(region_name=LOCAL_REGION))
+        JOBS["rotate-signing-keys"]()
+        directory = DirectoryService()
+        directory.create_org("acme", "Acme")
+        user = directory.create_user("acme", NewUser(email="b@acme.test", password="bench-password"))
+        session, _ = SessionStore().create(
+            principal_sk=user.sk,
+            kind="user",
+            method="password",
+            lifetime_seconds=3600,
+            user_agent=None,
+            source_ip=None,
+        )
+        keys = KeyStore()
+        tokens = TokenService(keys)
+        token, _ = tokens.issue(subject=user.sk, kind="user", session_id=session.id)
+        public = keys.current().public_key
+        settings = get_settings()
+
+        bare = _per_call_us(
+            lambda: jwt.decode(
+                token,
+                public,
+                algorithms=[ALGORITHM],
+                audience=settings.token_audience,
+                issuer=settings.token_issuer,
+            )
+        )
+        verify = _per_call_us(lambda: tokens.verify(token))
+
+        service = AuthorizerService(tokens)
+        headers = {"authorization": f"Bearer {token}", "orgid": "acme"}
+        calls: list[str] = []
+        aws.dynamodb().meta.client.meta.events.register(
+            "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+        )
+        service.decide(headers)
+        calls.clear()
+        decisions = 200
+        decide = _per_call_us(lambda: service.decide(headers), rounds=decisions)
+        per_decision = len(calls) / (decisions * 5 + 50)
+        return {"bare_us": bare, "verify_us": verify, "decide_us": decide, "dynamodb_calls": per_decision}
+
+
+def main() -> None:
+    result = run()
+    bare = result["bare_us"]
+    rows = [
+        ("baseline: bare jwt.decode (EdDSA)", bare, ""),
+        ("TokenService.verify", result["verify_us"], ""),
+        ("whole decision (moto in-process)", result["decide_us"], "(moto's latency, not DynamoDB's)"),
+    ]
+    print("authorizer, warm JWT path (medians)")
+    for name, micros, note in rows:
+        print(f"  {name:<38} {micros:9.1f} us   x{micros / bare:6.2f}  {note}")
+    print(f"  {'DynamoDB calls per decision':<38} {result['dynamodb_calls']:9.2f}      (one BatchGetItem)")
+
+
+if __name__ == "__main__":
+    main()
