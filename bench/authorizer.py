@@ -33,7 +33,7 @@ def _per_call_us(fn: Callable[[], Any], rounds: int = ROUNDS) -> float:
     return statistics.median(samples)
 
 
-def run() -> dict[str, float]:
+def run() -> dict[str, Any]:
     from appengine_core import aws
     from appengine_core.authorization import AuthorizerService
     from appengine_core.directory import DirectoryService, NewUser
@@ -94,7 +94,31 @@ def run() -> dict[str, float]:
         decisions = 200
         decide = _per_call_us(lambda: service.decide(headers), rounds=decisions)
         per_decision = len(calls) / (decisions * 5 + 50)
-        return {"bare_us": bare, "verify_us": verify, "decide_us": decide, "dynamodb_calls": per_decision}
+
+        # The API-key path: checksum, one GetItem, one conditional write (the rate-limit counter).
+        from appengine_core.apikeys import ApiKeyCreate, ApiKeyService, is_well_formed
+        from appengine_core.principal import Principal
+
+        actor = Principal(kind="user", principal_id=user.sk, orgid="acme", permissions=("create",))
+        limits = ApiKeyCreate(name="bench", scopes=["read"], rateLimits={"perMinute": 1_000_000})
+        key = ApiKeyService().create(actor, "acme", limits)["key"]
+        key_headers = {"x-api-key": key, "orgid": "acme"}
+        checksum = _per_call_us(lambda: is_well_formed(key))
+        service.decide(key_headers)
+        calls.clear()
+        key_decide = _per_call_us(lambda: service.decide(key_headers), rounds=decisions)
+        key_calls = sorted(set(calls))
+        key_per_decision = len(calls) / (decisions * 5 + 50)
+        return {
+            "bare_us": bare,
+            "verify_us": verify,
+            "decide_us": decide,
+            "dynamodb_calls": per_decision,
+            "checksum_us": checksum,
+            "key_decide_us": key_decide,
+            "key_calls": key_per_decision,
+            "key_operations": ", ".join(key_calls),
+        }
 
 
 def main() -> None:
@@ -109,6 +133,16 @@ def main() -> None:
     for name, micros, note in rows:
         print(f"  {name:<38} {micros:9.1f} us   x{micros / bare:6.2f}  {note}")
     print(f"  {'DynamoDB calls per decision':<38} {result['dynamodb_calls']:9.2f}      (one BatchGetItem)")
+    print()
+    print("authorizer, API-key path (medians)")
+    for name, micros in (
+        ("key checksum (refuses fakes, no I/O)", result["checksum_us"]),
+        ("whole decision (moto in-process)", result["key_decide_us"]),
+    ):
+        print(f"  {name:<38} {micros:9.1f} us   x{micros / bare:6.2f}")
+    print(
+        f"  {'DynamoDB calls per request':<38} {result['key_calls']:9.2f}      ({result['key_operations']})"
+    )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,28 @@ LOCAL_CREDENTIALS = {
 
 
 def start_emulator(port: int = 0) -> str:
-    """Start moto's server on loopback; returns its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    """Start moto's server on loopback, in a thread; returns its endpoint URL.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    return f"http://{host}:{bound_port}"
+    moto's server answers requests on several threads but its DynamoDB backend does not lock: two
+    conditional writes could interleave between check and write. DynamoDB guarantees that each
+    conditional write and transaction is atomic, so the emulator serves one request at a time to keep
+    that guarantee (the race tests depend on it, as production code does on DynamoDB's).
+    """
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    one_at_a_time = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+        with one_at_a_time:
+            return list(dispatcher(environ, start_response))
+
+    server = make_server("127.0.0.1", port, serialized, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True, name="moto").start()
+    return f"http://127.0.0.1:{server.server_port}"
 
 
 def prepare_environment(endpoint: str) -> dict[str, str]:

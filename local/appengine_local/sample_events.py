@@ -81,6 +81,16 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     ),
     "user-list-org": ("GET", "/user/org/acme", ACME | BEARER, None),
     "user-update": ("POST", "/user/update/user-<id>", ACME | BEARER | JSON, {"disabled": True}),
+    "api-key-create": (
+        "POST",
+        "/api-key/create",
+        ACME | BEARER | JSON,
+        {"name": "deploy bot", "scopes": ["read", "write"], "rateLimit": {"requestsPerMinute": 120}},
+    ),
+    "api-key-list": ("GET", "/api-key/list", ACME | BEARER, None),
+    "api-key-get": ("GET", "/api-key/<key id>", ACME | BEARER, None),
+    "api-key-regenerate": ("POST", "/api-key/regenerate/<key id>", ACME | BEARER, None),
+    "api-key-revoke": ("DELETE", "/api-key/<key id>", ACME | BEARER, None),
 }
 
 # The authorizer's own event, as API Gateway sends it for GET /profile/whoami.
@@ -114,6 +124,7 @@ def build_all() -> dict[str, dict[str, Any]]:
     whoami = samples[AUTHORIZER_SAMPLE]
     samples["authorizer-request"] = gateway.authorizer_event(whoami)
     samples["jobs-rotate-signing-keys"] = {"job": "rotate-signing-keys"}
+    samples["jobs-expire-api-keys"] = {"job": "expire-api-keys"}
     return samples
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from appengine_core.apikeys import KeyAuthenticator, is_well_formed
 from appengine_core.errors import Forbidden, Unauthorized
 from appengine_core.principal import ADMIN_ROLES, Principal
 from appengine_core.sessions import session_key
@@ -35,6 +36,7 @@ class AuthorizerService:
     def __init__(self, tokens: TokenService | None = None, store: TenantStore | None = None) -> None:
         self._tokens = tokens or TokenService()
         self._store = store or TenantStore()
+        self._keys = KeyAuthenticator(self._store)
 
     def decide(self, headers: Mapping[str, str]) -> Principal:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -43,8 +45,12 @@ class AuthorizerService:
         if person_token:
             principal, orgs = self._from_jwt(self._tokens.verify(person_token))
         elif lowered.get("x-api-key"):
-            # API keys arrive with their own issue (#4); until then a key is not a credential.
-            raise Unauthorized("API keys are not accepted yet")
+            if not is_well_formed(lowered["x-api-key"].strip()):
+                raise Unauthorized("malformed API key")
+            if not is_valid_orgid(orgid):
+                # A key resolves only within its org: without one the guard answers 400.
+                return Principal(kind="user", principal_id="-", orgid=None, credential="apikey", scopes=())
+            return self._keys.authenticate(lowered["x-api-key"].strip(), orgid)
         else:
             raise Unauthorized()
         if not is_valid_orgid(orgid):

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from appengine_core.errors import Forbidden, OrgidRequired, Unauthorized
+from appengine_core.errors import Forbidden, OrgidRequired, RateLimited, Unauthorized
 from appengine_core.principal import Principal
 from appengine_core.tenancy import is_valid_orgid
 
@@ -48,6 +48,8 @@ def require_principal(
         raise Unauthorized()
     principal = Principal.from_context(context)
     orgid = require_orgid(event)
+    if principal.retry_after:
+        raise RateLimited(principal.retry_after, "API key rate limit exceeded")
     if principal.orgid != orgid:
         raise Forbidden("the credential is not valid for this org")
     if principal.kind not in kinds:

@@ -14,6 +14,16 @@ def rotate_signing_keys() -> dict[str, Any]:
     return {"changed": changed}
 
 
+def expire_api_keys() -> dict[str, Any]:
+    """Mark API keys past their ``expiresAt`` expired and announce ``apikey.expired``.
+
+    The authorizer already refuses an expired key by its ``expiresAt``; this makes the state visible."""
+    from appengine_core.apikeys import ApiKeyService
+
+    return {"expired": ApiKeyService().expire_due()}
+
+
 JOBS: dict[str, Callable[[], dict[str, Any]]] = {
     "rotate-signing-keys": rotate_signing_keys,
+    "expire-api-keys": expire_api_keys,
 }

@@ -26,6 +26,7 @@ class Principal(BaseModel):
     session_id: str | None = None
     api_key_id: str | None = None
     scopes: tuple[str, ...] | None = None  # None: not limited by key scopes
+    retry_after: int | None = None  # set when an API key is over its rate limit: the function answers 429
 
     def to_context(self) -> dict[str, str]:
         return {
@@ -39,6 +40,7 @@ class Principal(BaseModel):
             "sessionId": self.session_id or "",
             "apiKeyId": self.api_key_id or "",
             "scopes": "" if self.scopes is None else ",".join(self.scopes) or "-",
+            "retryAfter": str(self.retry_after or ""),
         }
 
     @classmethod
@@ -58,6 +60,9 @@ class Principal(BaseModel):
             session_id=str(context.get("sessionId") or "") or None,
             api_key_id=str(context.get("apiKeyId") or "") or None,
             scopes=None if not scopes else tuple(s for s in scopes.split(",") if s and s != "-"),
+            retry_after=int(context["retryAfter"])
+            if str(context.get("retryAfter") or "").isdigit()
+            else None,
         )
 
     @property

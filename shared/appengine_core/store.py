@@ -177,6 +177,19 @@ class TenantStore:
             last_sort_key=str(last["SK"]) if last else None,
         )
 
+    def query_expiry_index(self, bucket: str, *, until_epoch: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Items of ``bucket`` whose ``expiresAtEpoch`` has passed, across orgs (offline jobs only).
+
+        The sparse ``ExpiryIndex`` holds only items that carry ``expiryBucket``; a job removes the
+        attribute when it handles an item, so the index stays as small as the work left to do.
+        """
+        response = self._table.query(
+            IndexName="ExpiryIndex",
+            KeyConditionExpression=Key("expiryBucket").eq(bucket) & Key("expiresAtEpoch").lte(until_epoch),
+            Limit=limit,
+        )
+        return [dict(item) for item in response.get("Items", [])]
+
     # -- writes --------------------------------------------------------------------------------
     def put(self, op: Put) -> None:
         try:

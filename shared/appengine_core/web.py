@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from appengine_core.errors import DomainError, RateLimited, Unauthorized, http_status_of
+from appengine_core.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
 from appengine_core.guard import require_orgid, require_permission, require_principal, require_role
 from appengine_core.principal import Principal
 
@@ -149,8 +149,11 @@ class Access:
     public: bool = False
     orgid_required: bool = True
     kinds: tuple[str, ...] = ("user", "customer")
+    credentials: tuple[str, ...] = ("jwt", "apikey")
     roles: tuple[str, ...] = ()
     permission: str | None = None
+    # roles OR this permission (e.g. API keys: ConfigAdmin/RootAdmin, or anyone with ``create``)
+    or_permission: str | None = None
 
 
 PUBLIC = Access(public=True)
@@ -218,7 +221,12 @@ class HttpFunction:
             orgid = require_orgid(proxy) if access.orgid_required else ""
             return Caller(orgid=orgid, principal=None)
         principal, orgid = require_principal(proxy, kinds=access.kinds)
-        if access.roles:
+        if principal.credential not in access.credentials:
+            raise Forbidden(f"this route does not take {principal.credential} credentials")
+        holds_alternative = access.or_permission is not None and principal.has_permission(
+            access.or_permission
+        )
+        if access.roles and not holds_alternative:
             require_role(principal, *access.roles)
         if access.permission:
             require_permission(principal, access.permission)

@@ -149,3 +149,17 @@ def bus_messages(aws_stack: dict[str, str]) -> Any:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     return read
+
+
+@pytest.fixture
+def gateway(functions: LocalLambda) -> Any:
+    """The local gateway in-process (werkzeug test client) over emulated AWS."""
+    from werkzeug.test import Client
+
+    from appengine_local.gateway import LocalGateway
+
+    return Client(LocalGateway(load_template(), functions))
+
+
+def bearer_for(record: Any) -> dict[str, str]:
+    return {"authorization": f"Bearer {access_token_for(record)}", "orgid": record.orgid}

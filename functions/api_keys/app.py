@@ -1,0 +1,66 @@
+"""API keys: create, list, get, regenerate, revoke (contract §5). Staff users' tokens only."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from appengine_core.apikeys import KEY_ADMIN_ROLES, ApiKeyCreate, ApiKeyService
+from appengine_core.pagination import PageRequest
+from appengine_core.web import OK_BODY, Access, HttpFunction, created
+
+api = HttpFunction("api_keys")
+app = api.app
+KEY_MANAGER = Access(kinds=("user",), credentials=("jwt",), roles=KEY_ADMIN_ROLES, or_permission="create")
+
+
+@cache
+def api_key_service() -> ApiKeyService:
+    return ApiKeyService()
+
+
+@api.post(
+    "/api-key/create",
+    KEY_MANAGER,
+    summary="Create a key; its plaintext is in this answer only",
+    tags=["api keys"],
+)
+def create_key(request: ApiKeyCreate) -> Response[Any]:
+    principal, orgid = api.principal()
+    return created(api_key_service().create(principal, orgid, request))
+
+
+@api.get("/api-key/list", KEY_MANAGER, summary="This org's keys (metadata only)", tags=["api keys"])
+def list_keys() -> dict[str, Any]:
+    principal, orgid = api.principal()
+    page = PageRequest.from_query(app.current_event.query_string_parameters or {})
+    return api_key_service().list_keys(principal, orgid, page)
+
+
+@api.get("/api-key/<key_id>", KEY_MANAGER, summary="One key's metadata", tags=["api keys"])
+def get_key(key_id: str) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return api_key_service().get(principal, orgid, key_id)
+
+
+@api.post(
+    "/api-key/regenerate/<key_id>",
+    KEY_MANAGER,
+    summary="New plaintext; the old one stops at once",
+    tags=["api keys"],
+)
+def regenerate_key(key_id: str) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return api_key_service().regenerate(principal, orgid, key_id)
+
+
+@api.route("DELETE", "/api-key/<key_id>", KEY_MANAGER, summary="Revoke a key at once", tags=["api keys"])
+def revoke_key(key_id: str) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    api_key_service().revoke(principal, orgid, key_id)
+    return OK_BODY
+
+
+lambda_handler = api.handler
