@@ -6,12 +6,13 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from appengine_core.directory import NewUser
+from appengine_core.metering import UsageMeter
 from appengine_core.pagination import PageRequest
 from appengine_core.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
-from appengine_core.web import CUSTOMER, SIGNED_IN, Access, HttpFunction, created
+from appengine_core.web import CUSTOMER, SIGNED_IN, Access, HttpFunction, created, list_envelope
 
 api = HttpFunction("profile")
 app = api.app
@@ -22,6 +23,11 @@ USER_LISTING = Access(kinds=("user",), roles=USER_LIST_ROLES, permission="read")
 @cache
 def profile_service() -> ProfileService:
     return ProfileService()
+
+
+@cache
+def usage_meter() -> UsageMeter:
+    return UsageMeter()
 
 
 @api.get("/profile/whoami", SIGNED_IN, summary="The caller and the org of this call", tags=["profile"])
@@ -64,6 +70,18 @@ def list_org_users(orgid: str) -> dict[str, Any]:
 def update_user(user_id: str, update: UserUpdate) -> dict[str, Any]:
     principal, orgid = api.principal()
     return profile_service().update_user(principal, orgid, user_id, update).model_dump()
+
+
+@api.get(
+    "/profile/usage",
+    Access(kinds=("user",), roles=("RootAdmin",)),
+    summary="Requests per day for this org",
+    tags=["profile"],
+)
+def usage(days: Annotated[int, Query(ge=1, le=90)] = 30) -> dict[str, Any]:
+    _, orgid = api.principal()
+    rows = usage_meter().daily(orgid, days)
+    return list_envelope(rows, page=1, page_size=days, has_next=False, next_cursor=None, total=len(rows))
 
 
 lambda_handler = api.handler

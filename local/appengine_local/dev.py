@@ -63,17 +63,26 @@ def prepare_environment(endpoint: str) -> dict[str, str]:
 def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
     from appengine_core.jobs import JOBS
     from appengine_core.seed import apply_seed, read_seed_file
+    from appengine_core.settings import get_settings
+    from appengine_local.bus_tap import BusTap
     from appengine_local.gateway import LocalGateway
     from appengine_local.resources import provision
+    from appengine_local.streams import StreamMapping
     from appengine_local.template import load_template
 
     template = load_template()
     provision(template)
+    gateway = LocalGateway(template)
+    # What Lambda's event source mapping and a bus subscriber do when deployed, run here in threads.
+    tap = BusTap(get_settings().event_bus_name)
+    tap.run_forever()
+    gateway.local_routes[("GET", "/_local/events")] = tap.route
+    StreamMapping(template, gateway.lambdas, "PublisherFunction").run_forever()
     JOBS["rotate-signing-keys"]()
     report: dict[str, Any] = {}
     if seed_file is not None:
         report = apply_seed(read_seed_file(seed_file)).model_dump()
-    return LocalGateway(template), report
+    return gateway, report
 
 
 def _banner(port: int, endpoint: str, seed_file: Path | None) -> str:

@@ -81,6 +81,46 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     ),
     "user-list-org": ("GET", "/user/org/acme", ACME | BEARER, None),
     "user-update": ("POST", "/user/update/user-<id>", ACME | BEARER | JSON, {"disabled": True}),
+    "profile-usage": ("GET", "/profile/usage", ACME | BEARER, None),
+    "repository-create": (
+        "POST",
+        "/repository/create",
+        ACME | BEARER | JSON,
+        {"datatype": "note", "data": {"title": "hello"}, "isNew": True},
+    ),
+    "repository-create-of-datatype": (
+        "PUT",
+        "/repository/create/note",
+        ACME | BEARER | JSON,
+        {"title": "hello"},
+    ),
+    "repository-get": ("GET", "/repository/get/product/acme:product:<id>", ACME | BEARER, None),
+    "repository-find": (
+        "POST",
+        "/repository/find/product",
+        ACME | BEARER | JSON,
+        {"query": {"price": {"$lt": 20}}, "options": {"pageSize": 20, "sort": "price", "sortType": "asc"}},
+    ),
+    "repository-find-by-attribute": (
+        "GET",
+        "/repository/find-by-attribute/product/sku/MUG-1",
+        ACME | BEARER,
+        None,
+    ),
+    "repository-update": (
+        "POST",
+        "/repository/update/product/acme:product:<id>",
+        ACME | BEARER | JSON,
+        {"data": {"stock": 9}, "version": 1},
+    ),
+    "repository-update-partial": (
+        "POST",
+        "/repository/update-partial/product/acme:product:<id>",
+        ACME | BEARER | JSON,
+        {"data": {"stock": 8}},
+    ),
+    "repository-delete": ("DELETE", "/repository/delete/note/acme:note:<id>", ACME | BEARER, None),
+    "repository-delete-many": ("POST", "/repository/delete/note", ACME | BEARER | JSON, ["acme:note:<id>"]),
     "api-key-create": (
         "POST",
         "/api-key/create",
@@ -91,6 +131,50 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     "api-key-get": ("GET", "/api-key/<key id>", ACME | BEARER, None),
     "api-key-regenerate": ("POST", "/api-key/regenerate/<key id>", ACME | BEARER, None),
     "api-key-revoke": ("DELETE", "/api-key/<key id>", ACME | BEARER, None),
+}
+
+# What Lambda's event source mapping hands the publisher: one outbox insert from the table stream.
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/AppTable/stream/2026-01-01T00:00:00.000"
+PUBLISHER_SAMPLE: dict[str, Any] = {
+    "Records": [
+        {
+            "eventID": "1",
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": STREAM_ARN,
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1767225600,
+                "Keys": {
+                    "PK": {"S": "acme:#outbox"},
+                    "SK": {"S": "acme:#outbox:019b7a7f4c00a1b2c3d4e5f6a7b8c9d0"},
+                },
+                "NewImage": {
+                    "PK": {"S": "acme:#outbox"},
+                    "SK": {"S": "acme:#outbox:019b7a7f4c00a1b2c3d4e5f6a7b8c9d0"},
+                    "recordType": {"S": "outbox"},
+                    "eventId": {"S": "019b7a7f4c00a1b2c3d4e5f6a7b8c9d0"},
+                    "orgid": {"S": "acme"},
+                    "detailType": {"S": "record.created"},
+                    "detail": {
+                        "M": {
+                            "datatype": {"S": "note"},
+                            "id": {"S": "note-019b7a7f4c00"},
+                            "sk": {"S": "acme:note:019b7a7f4c00"},
+                            "version": {"N": "1"},
+                            "actor": {"S": "acme:user:019b7a7f0000"},
+                        }
+                    },
+                    "createdAt": {"S": "2026-01-01T00:00:00.000Z"},
+                    "ttl": {"N": "1767398400"},
+                },
+                "SequenceNumber": "100000000000000000001",
+                "SizeBytes": 400,
+                "StreamViewType": "NEW_IMAGE",
+            },
+        }
+    ]
 }
 
 # The authorizer's own event, as API Gateway sends it for GET /profile/whoami.
@@ -125,6 +209,7 @@ def build_all() -> dict[str, dict[str, Any]]:
     samples["authorizer-request"] = gateway.authorizer_event(whoami)
     samples["jobs-rotate-signing-keys"] = {"job": "rotate-signing-keys"}
     samples["jobs-expire-api-keys"] = {"job": "expire-api-keys"}
+    samples["publisher-stream-batch"] = PUBLISHER_SAMPLE
     return samples
 
 

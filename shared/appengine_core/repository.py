@@ -1,25 +1,68 @@
-"""Tenant-scoped records (``BaseModel`` envelopes) of any datatype.
+"""Writes of tenant-scoped records (``BaseModel`` envelopes) of any datatype, with their side effects.
 
-A record and its collection counter are written in one transaction, so ``total`` in list envelopes is
-exact without ever counting items.
+Every write is one DynamoDB transaction holding the record change, the collection counter (so list
+``total`` is exact without counting) and an outbox item carrying the ``record.*`` event. The table's
+stream delivers outbox items to the publisher function, which puts them on the bus: an event is
+published if and only if its write committed, and a bus outage delays events but loses none.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from appengine_core.errors import Conflict, ValidationFailed
-from appengine_core.records import Record, is_valid_datatype
-from appengine_core.store import ConditionFailed, Put, TenantStore, Update
+from appengine_core.errors import Conflict, NotFound, ValidationFailed
+from appengine_core.records import Record, is_valid_datatype, new_id, utc_now_iso
+from appengine_core.store import ConditionFailed, Delete, Operation, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey
 
 COUNTER_COLLECTION = "#count"
+OUTBOX_COLLECTION = "#outbox"
+OUTBOX_RECORD_TYPE = "outbox"
+OUTBOX_RETENTION_SECONDS = 2 * 86400
 # Collections that belong to the auth domain and are never reachable as generic records.
 PROTECTED_DATATYPES = frozenset({"user", "customer", "apikey"})
 
 
 def counter_key(orgid: str, datatype: str) -> TenantKey:
     return TenantKey(orgid, COUNTER_COLLECTION, datatype)
+
+
+def counter_change(orgid: str, datatype: str, delta: int) -> Update:
+    return Update(
+        counter_key(orgid, datatype), "ADD #total :delta", values={":delta": delta}, names={"#total": "total"}
+    )
+
+
+def outbox_put(orgid: str, detail_type: str, detail: dict[str, Any]) -> Put:
+    """The outbox item of one event; committed with the write it describes."""
+    event_id = new_id()
+    return Put(
+        TenantKey(orgid, OUTBOX_COLLECTION, event_id),
+        {
+            "recordType": OUTBOX_RECORD_TYPE,
+            "eventId": event_id,
+            "orgid": orgid,
+            "detailType": detail_type,
+            "detail": detail,
+            "createdAt": utc_now_iso(),
+            "ttl": int(time.time()) + OUTBOX_RETENTION_SECONDS,
+        },
+    )
+
+
+def record_event(record: Record, action: str, actor: str | None) -> Put:
+    return outbox_put(
+        record.orgid,
+        f"record.{action}",
+        {
+            "datatype": record.datatype,
+            "id": record.pk,
+            "sk": record.sk,
+            "version": record.version,
+            "actor": actor,
+        },
+    )
 
 
 class RecordWriter:
@@ -56,18 +99,73 @@ class RecordWriter:
             self._store.transact(
                 [
                     Put(record.key, record.to_item()),
-                    Update(
-                        counter_key(orgid, datatype),
-                        "ADD #total :one",
-                        values={":one": 1},
-                        names={"#total": "total"},
-                    ),
+                    counter_change(orgid, datatype, 1),
+                    record_event(record, "created", author),
                 ]
             )
         except ConditionFailed as exc:
             raise Conflict("a record with this id already exists") from exc
         return record
 
+    def replace(self, current: Record, changes: dict[str, Any], actor: str | None) -> Record:
+        """Write ``changes`` (envelope fields, ``data`` included) if the record is still at its version."""
+        updated = current.model_copy(
+            update=changes | {"version": current.version + 1, "modifydate": utc_now_iso()}
+        )
+        write = Update(
+            current.key,
+            "SET #data = :data, #name = :name, #state = :state, requiredRole = :role, #version = :next,"
+            " modifydate = :now",
+            values={
+                ":data": updated.data,
+                ":name": updated.name,
+                ":state": updated.state,
+                ":role": updated.requiredRole,
+                ":next": updated.version,
+                ":now": updated.modifydate,
+                ":current": current.version,
+            },
+            names={"#data": "data", "#name": "name", "#state": "state", "#version": "version"},
+            condition="attribute_exists(PK) AND #version = :current",
+        )
+        try:
+            self._store.transact([write, record_event(updated, "updated", actor)])
+        except ConditionFailed as exc:
+            raise Conflict("the record changed since it was read (stale version)") from exc
+        return updated
+
+    def delete(self, records: list[Record], actor: str | None) -> None:
+        """Delete all of ``records`` or none (each must still be at the version that was read)."""
+        operations: list[Operation] = []
+        per_datatype: dict[tuple[str, str], int] = {}
+        for record in records:
+            operations.append(
+                Delete(
+                    record.key, "#version = :v", values={":v": record.version}, names={"#version": "version"}
+                )
+            )
+            operations.append(record_event(record, "deleted", actor))
+            per_datatype[(record.orgid, record.datatype)] = (
+                per_datatype.get((record.orgid, record.datatype), 0) - 1
+            )
+        operations.extend(
+            counter_change(orgid, datatype, delta) for (orgid, datatype), delta in per_datatype.items()
+        )
+        try:
+            self._store.transact(operations)
+        except ConditionFailed as exc:
+            raise Conflict("a record changed or disappeared while being deleted") from exc
+
+    def get(self, key: TenantKey, *, consistent: bool = False) -> Record | None:
+        item = self._store.get(key, consistent=consistent)
+        return Record.from_item(item) if item else None
+
     def count(self, orgid: str, datatype: str) -> int:
         item = self._store.get(counter_key(orgid, datatype))
         return int((item or {}).get("total", 0))
+
+
+def require_record(record: Record | None) -> Record:
+    if record is None:
+        raise NotFound("no such record")
+    return record

@@ -103,6 +103,7 @@ Operation = Put | Update | Delete | Check
 class Page:
     items: list[dict[str, Any]]
     last_sort_key: str | None
+    examined: int = 0  # items read before any filter (what the request paid for)
 
 
 class TenantStore:
@@ -150,8 +151,10 @@ class TenantStore:
         limit: int,
         after_sort_key: str | None = None,
         sort_prefix: str | None = None,
+        sort_from: str | None = None,
         newest_first: bool = False,
         consistent: bool = False,
+        filter_condition: Any = None,
     ) -> Page:
         """One page of a collection of ``orgid``, in sort-key order. Cost grows with ``limit`` only."""
         partition = collection_partition(orgid, collection)
@@ -160,6 +163,10 @@ class TenantStore:
             if not sort_prefix.startswith(org_prefix(orgid)):
                 raise ValueError("sort prefix outside the org")
             condition = condition & Key("SK").begins_with(sort_prefix)
+        elif sort_from is not None:
+            if not sort_from.startswith(org_prefix(orgid)):
+                raise ValueError("sort key outside the org")
+            condition = condition & Key("SK").gte(sort_from)
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": condition,
             "Limit": limit,
@@ -170,11 +177,14 @@ class TenantStore:
             if not after_sort_key.startswith(org_prefix(orgid)):
                 raise ValueError("cursor outside the org")
             kwargs["ExclusiveStartKey"] = {"PK": partition, "SK": after_sort_key}
+        if filter_condition is not None:
+            kwargs["FilterExpression"] = filter_condition
         response = self._table.query(**kwargs)
         last = response.get("LastEvaluatedKey")
         return Page(
             items=[_strip_keys(i) | {"_sk": i["SK"]} for i in response.get("Items", [])],
             last_sort_key=str(last["SK"]) if last else None,
+            examined=int(response.get("ScannedCount", 0)),
         )
 
     def query_expiry_index(self, bucket: str, *, until_epoch: int, limit: int = 100) -> list[dict[str, Any]]:

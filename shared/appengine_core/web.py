@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from appengine_core.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
 from appengine_core.guard import require_orgid, require_permission, require_principal, require_role
+from appengine_core.metering import UsageMeter
 from appengine_core.principal import Principal
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -181,6 +182,7 @@ class HttpFunction:
         self.metrics = Metrics(namespace="AppEngine", service=service)
         self.app = create_resolver(self.logger)
         self._access: dict[tuple[str, str], Access] = {}
+        self._usage_meter: UsageMeter | None = None
 
     def route(
         self, method: str, path: str, access: Access, **kwargs: Any
@@ -199,6 +201,11 @@ class HttpFunction:
         self, path: str, access: Access, **kwargs: Any
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return self.route("POST", path, access, **kwargs)
+
+    def _meter(self) -> UsageMeter:
+        if self._usage_meter is None:
+            self._usage_meter = UsageMeter()
+        return self._usage_meter
 
     def caller(self) -> Caller:
         caller = self.app.context.get("caller")
@@ -219,6 +226,8 @@ class HttpFunction:
         proxy = APIGatewayProxyEvent(event)
         if access.public:
             orgid = require_orgid(proxy) if access.orgid_required else ""
+            if orgid:
+                self._meter().count_request(orgid)
             return Caller(orgid=orgid, principal=None)
         principal, orgid = require_principal(proxy, kinds=access.kinds)
         if principal.credential not in access.credentials:
@@ -231,6 +240,7 @@ class HttpFunction:
         if access.permission:
             require_permission(principal, access.permission)
         self.logger.append_keys(orgid=orgid, principal=principal.principal_id, kind=principal.kind)
+        self._meter().count_request(orgid)
         return Caller(orgid=orgid, principal=principal)
 
     @property

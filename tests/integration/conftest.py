@@ -95,6 +95,15 @@ def tenants(aws_stack: dict[str, str]) -> dict[str, Any]:
                 permissions=everything,
             ),
         ),
+        "globex_admin": directory.create_user(
+            "globex",
+            NewUser(
+                email="admin@globex.test",
+                password="globex-admin-pass",
+                roles=["RootAdmin"],
+                permissions=everything,
+            ),
+        ),
         "acme_customer": directory.create_customer(
             "acme", NewCustomer(email="buyer@acme.test", password="acme-buyer-pass", firstName="Bea")
         ),
