@@ -56,7 +56,7 @@ class StreamMapping:
         self._streams = session.client("dynamodbstreams")
         table = session.client("dynamodb").describe_table(TableName=physical_name(table_logical_id))["Table"]
         self._stream_arn = table["LatestStreamArn"]
-        self._iterators: dict[str, str] = {}
+        self._last_sequence: dict[str, str] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._stop = threading.Event()
 
@@ -68,17 +68,24 @@ class StreamMapping:
         """Deliver what is waiting; returns the number of records the function accepted."""
         accepted = 0
         for shard in self._shards():
-            if shard not in self._iterators:
-                self._iterators[shard] = self._streams.get_shard_iterator(
-                    StreamArn=self._stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            response = self._streams.get_records(ShardIterator=self._iterators[shard], Limit=1000)
-            self._iterators[shard] = response.get("NextShardIterator") or self._iterators[shard]
+            # A fresh iterator after the last record seen, every poll: moto replaces its table object
+            # (and so the stream shard) when it rolls back a cancelled transaction, which strands any
+            # iterator held across polls. Lambda's own iterators do not have that problem.
+            last = self._last_sequence.get(shard)
+            position = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+                if last
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard, **position)
+            records = self._streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000).get(
+                "Records", []
+            )
+            if records:
+                self._last_sequence[shard] = records[-1]["dynamodb"]["SequenceNumber"]
             pending = self._pending.setdefault(shard, [])
             pending.extend(
-                r
-                for r in response.get("Records", [])
-                if not self._patterns or any(matches(p, r) for p in self._patterns)
+                r for r in records if not self._patterns or any(matches(p, r) for p in self._patterns)
             )
             while pending:
                 batch = pending[: self._batch_size]

@@ -19,7 +19,7 @@ from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFaile
 from appengine_core.pagination import MAX_PAGE_NUMBER, MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from appengine_core.principal import Principal
 from appengine_core.queries import build_filter
-from appengine_core.records import ENVELOPE_FIELDS, Record, is_valid_datatype, record_key_from_path_id
+from appengine_core.records import Record, is_valid_datatype, record_key_from_path_id
 from appengine_core.repository import PROTECTED_DATATYPES, RecordWriter, require_record
 from appengine_core.store import TenantStore
 from appengine_core.web import list_envelope
@@ -28,7 +28,25 @@ MAX_DATA_BYTES = 100 * 1024  # a record's data, serialized (DynamoDB items stop 
 MAX_DEPTH = 16
 MAX_EXAMINED = 1000  # items a find may examine per request
 MAX_BULK_DELETE = 25
-RESERVED_DATA_FIELDS = frozenset(ENVELOPE_FIELDS) | {"PK", "SK", "id", "passwordHash", "ttl"}
+# System fields of the envelope that must not hide inside the payload. ``name`` and ``state`` are not
+# among them: payloads commonly carry their own (a product's data.name), and the envelope's are separate.
+RESERVED_DATA_FIELDS = frozenset(
+    {
+        "pk",
+        "sk",
+        "datatype",
+        "version",
+        "createdate",
+        "modifydate",
+        "author",
+        "owner",
+        "requiredRole",
+        "PK",
+        "SK",
+        "passwordHash",
+        "ttl",
+    }
+)
 NATURAL_SORTS = frozenset({"createdate", "pk", "sk"})
 STATE_PERMISSIONS = {"review": "review", "published": "approve"}
 STATE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"

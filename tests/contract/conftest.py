@@ -80,7 +80,7 @@ def api() -> Iterator[LocalApi]:
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment.update({"PORT": str(port), "PYTHONUNBUFFERED": "1"})
-    log_path = REPO_ROOT / ".pytest-local-stack.log"
+    log_path = REPO_ROOT / f".pytest-local-stack-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "appengine_local.dev"],

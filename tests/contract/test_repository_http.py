@@ -41,7 +41,7 @@ def test_record_round_trip_and_its_events(api: LocalApi, admin: dict[str, str]) 
     }
     assert_error(api.get(f"/repository/get/memo/{record['sk']}", headers=admin), 404, "not_found")
     # The outbox relay and the bus tap run in the background: the events show up within a few seconds.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # the relay also carries every other test's events
     while time.monotonic() < deadline:
         events = api.get("/_local/events").json()["data"]
         mine = [e for e in events if e.get("detail", {}).get("id") == record["pk"]]

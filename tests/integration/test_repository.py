@@ -333,3 +333,14 @@ def test_the_publisher_sample_event_publishes_its_event(functions: LocalLambda, 
     (event,) = bus_messages()
     assert event["detail-type"] == "record.created" and event["source"] == "appengine"
     assert event["detail"]["orgid"] == "acme" and event["detail"]["version"] == 1
+
+
+def test_payload_may_carry_its_own_name_and_state(gateway: Any, admin: dict[str, str]) -> None:
+    response = create(
+        gateway, admin, datatype="product", data={"name": "Mug", "state": "in stock", "id": "ext-1"}
+    )
+    assert response.status_code == 201
+    assert (
+        response.json["data"] == {"name": "Mug", "state": "in stock", "id": "ext-1"}
+        and response.json["name"] == "Mug"
+    )

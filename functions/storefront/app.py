@@ -1,0 +1,162 @@
+"""The storefront (contract §7): public browse by ``orgid``, and carts, pricing, checkout and orders for
+customers (their own) and staff users (as operators for any customer of the org)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from appengine_core.guard import header
+from appengine_core.pagination import PageRequest
+from appengine_core.storefront import (
+    CartAdd,
+    CartRemove,
+    CartUpdate,
+    CheckoutRequest,
+    PriceRequest,
+    StorefrontService,
+)
+from appengine_core.web import PUBLIC, Access, HttpFunction, json_response
+
+api = HttpFunction("storefront")
+app = api.app
+SHOPPER = Access(credentials=("jwt",))
+
+
+@cache
+def storefront() -> StorefrontService:
+    return StorefrontService()
+
+
+def query() -> dict[str, str]:
+    return dict(app.current_event.query_string_parameters or {})
+
+
+@api.get(
+    "/storefront/products",
+    PUBLIC,
+    summary="Published products (?p=&ps=&categories=&brand=&sort=)",
+    tags=["storefront"],
+)
+def products() -> dict[str, Any]:
+    return storefront().products(api.caller().orgid, query())
+
+
+@api.get(
+    "/storefront/product/<slug_or_sku>",
+    PUBLIC,
+    summary="One published product by slug or SKU",
+    tags=["storefront"],
+)
+def product(slug_or_sku: str) -> dict[str, Any]:
+    return storefront().product(api.caller().orgid, slug_or_sku).model_dump()
+
+
+@api.get(
+    "/storefront/categories", PUBLIC, summary="Categories of the published products", tags=["storefront"]
+)
+def categories() -> dict[str, Any]:
+    return storefront().facets(api.caller().orgid, "categories")
+
+
+@api.get("/storefront/brands", PUBLIC, summary="Brands of the published products", tags=["storefront"])
+def brands() -> dict[str, Any]:
+    return storefront().facets(api.caller().orgid, "brand")
+
+
+@api.get(
+    "/storefront/gift-card/balance/<code>",
+    PUBLIC,
+    summary="Gift card balance (rate-limited per source)",
+    tags=["storefront"],
+)
+def gift_card_balance(code: str) -> dict[str, Any]:
+    source = app.current_event.request_context.identity.source_ip or "unknown"
+    return storefront().gift_card_balance(api.caller().orgid, code, source)
+
+
+@api.get(
+    "/storefront/payment-gateways", PUBLIC, summary="The org's enabled payment methods", tags=["storefront"]
+)
+def payment_gateways() -> dict[str, Any]:
+    return storefront().payment_gateways(api.caller().orgid)
+
+
+@api.post(
+    "/shipping/options", PUBLIC, summary="Shipping options from the org's settings", tags=["storefront"]
+)
+def shipping_options(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return storefront().shipping_options(api.caller().orgid, body)
+
+
+@api.get("/storefront/cart/get/<customer_id>/<cart_id>", SHOPPER, summary="A cart", tags=["cart"])
+def cart_get(customer_id: str, cart_id: str) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().cart_get(principal, orgid, customer_id, cart_id)
+
+
+@api.post("/storefront/cart/add", SHOPPER, summary="Add a product (no cartId starts a cart)", tags=["cart"])
+def cart_add(request: CartAdd) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().cart_add(principal, orgid, request)
+
+
+@api.post(
+    "/storefront/cart/update", SHOPPER, summary="Set a product's quantity (0 removes it)", tags=["cart"]
+)
+def cart_update(request: CartUpdate) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().cart_update(principal, orgid, request)
+
+
+@api.post("/storefront/cart/remove", SHOPPER, summary="Remove a product from a cart", tags=["cart"])
+def cart_remove(request: CartRemove) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().cart_update(principal, orgid, request)
+
+
+@api.post(
+    "/storefront/pricing/calculate-cart",
+    SHOPPER,
+    summary="Server-side prices, coupon, tax, shipping",
+    tags=["cart"],
+)
+def calculate(request: PriceRequest) -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().calculate(principal, orgid, request)
+
+
+@api.post(
+    "/storefront/checkout-cart",
+    SHOPPER,
+    summary="Check a cart out (idempotent; Idempotency-Key replays)",
+    tags=["orders"],
+)
+def checkout(request: CheckoutRequest) -> Response[Any]:
+    principal, orgid = api.principal()
+    key = header(app.current_event, "idempotency-key")
+    status, order = storefront().checkout(principal, orgid, request, key.strip()[:128] if key else None)
+    return json_response(status, order)
+
+
+@api.get("/storefront/order/get", SHOPPER, summary="An order by ?orderNumber=", tags=["orders"])
+def order_get() -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().order_by_number(principal, orgid, query().get("orderNumber", ""))
+
+
+@api.get(
+    "/storefront/orders/get",
+    SHOPPER,
+    summary="The caller's orders (staff: the org's), newest first",
+    tags=["orders"],
+)
+def orders() -> dict[str, Any]:
+    principal, orgid = api.principal()
+    return storefront().orders(principal, orgid, PageRequest.from_query(query()))
+
+
+lambda_handler = api.handler

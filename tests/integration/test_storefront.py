@@ -1,0 +1,278 @@
+"""Storefront through the in-process gateway: browse, carts, pricing, checkout, orders (contract §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appengine_core.directory import DirectoryService, NewCustomer, org_key
+from appengine_core.records import Record
+from appengine_core.repository import RecordWriter
+from appengine_core.store import TenantStore, Update
+from tests.integration.conftest import bearer_for
+
+
+@pytest.fixture
+def shop(gateway: Any, tenants: dict[str, Record]) -> dict[str, Any]:
+    writer = RecordWriter()
+    TenantStore().update(
+        Update(
+            org_key("acme"),
+            "SET settings = :s",
+            values={
+                ":s": {"currency": "USD", "taxPercent": "10", "shipping": {"flatRate": 5, "freeOver": 100}}
+            },
+        )
+    )
+    mug = writer.create(
+        "acme",
+        "product",
+        {
+            "name": "Mug",
+            "sku": "MUG-1",
+            "slug": "mug",
+            "price": 12.5,
+            "stock": 3,
+            "categories": ["kitchen"],
+            "brand": "Acme",
+        },
+        state="published",
+    )
+    writer.create(
+        "acme",
+        "product",
+        {
+            "name": "Lamp",
+            "sku": "LAMP-1",
+            "slug": "lamp",
+            "price": 40,
+            "stock": 1,
+            "categories": ["home"],
+            "brand": "Lumo",
+        },
+        state="published",
+    )
+    writer.create(
+        "acme",
+        "product",
+        {"name": "Secret", "sku": "SECRET-1", "slug": "secret", "price": 1, "stock": 9},
+        state="draft",
+    )
+    writer.create(
+        "globex",
+        "product",
+        {"name": "Globe", "sku": "GLOBE-1", "slug": "globe", "price": 30, "stock": 5},
+        state="published",
+    )
+    writer.create("acme", "coupon", {"code": "TEN", "type": "percent", "value": 10, "usageLimit": 1})
+    writer.create("acme", "giftcard", {"code": "GIFT-25", "balance": 25, "currency": "USD"})
+    other = DirectoryService().create_customer(
+        "acme", NewCustomer(email="other@acme.test", password="other-buyer-pass")
+    )
+    return {
+        "mug": mug,
+        "buyer": bearer_for(tenants["acme_customer"]),
+        "other": bearer_for(other),
+        "buyer_pk": tenants["acme_customer"].pk,
+        "staff": bearer_for(tenants["acme_admin"]),
+    }
+
+
+def add(
+    gateway: Any, headers: dict[str, str], sku: str, quantity: int, cart: str | None = None, **extra: Any
+) -> Any:
+    return gateway.post(
+        "/storefront/cart/add",
+        headers=headers,
+        json={"sku": sku, "quantity": quantity, **({"cartId": cart} if cart else {}), **extra},
+    )
+
+
+def test_public_browse_shows_only_this_orgs_published_products(gateway: Any, shop: dict[str, Any]) -> None:
+    listing = gateway.get("/storefront/products?ps=10&sort=-price", headers={"orgid": "acme"}).json
+    assert [p["data"]["sku"] for p in listing["data"]] == ["LAMP-1", "MUG-1"] and listing["total"] == 2
+    assert gateway.get("/storefront/products?brand=Lumo", headers={"orgid": "acme"}).json["total"] == 1
+    assert (
+        gateway.get("/storefront/products?categories=kitchen", headers={"orgid": "acme"}).json["total"] == 1
+    )
+    assert gateway.get("/storefront/product/mug", headers={"orgid": "acme"}).json["data"]["sku"] == "MUG-1"
+    assert gateway.get("/storefront/product/LAMP-1", headers={"orgid": "acme"}).status_code == 200
+    assert gateway.get("/storefront/product/secret", headers={"orgid": "acme"}).status_code == 404
+    assert gateway.get("/storefront/product/globe", headers={"orgid": "acme"}).status_code == 404
+    assert gateway.get("/storefront/categories", headers={"orgid": "acme"}).json["data"] == [
+        "home",
+        "kitchen",
+    ]
+    assert gateway.get("/storefront/brands", headers={"orgid": "acme"}).json["data"] == ["Acme", "Lumo"]
+    assert gateway.get("/storefront/products").status_code == 400
+
+
+def test_carts_belong_to_their_customer_and_staff_may_operate(gateway: Any, shop: dict[str, Any]) -> None:
+    cart = add(gateway, shop["buyer"], "MUG-1", 2).json
+    assert cart["items"] == [
+        {"sku": "MUG-1", "name": "Mug", "quantity": 2, "unitPrice": 12.5, "lineTotal": 25.0}
+    ]
+    assert cart["subtotal"] == 25.0 and cart["customerId"] == shop["buyer_pk"]
+    path = f"/storefront/cart/get/{shop['buyer_pk']}/{cart['cartId']}"
+    assert gateway.get(path, headers=shop["buyer"]).status_code == 200
+    assert gateway.get(path, headers=shop["other"]).status_code == 404, "another customer must not see it"
+    staff = gateway.get(path, headers=shop["staff"])
+    assert staff.status_code == 200 and staff.json["cartId"] == cart["cartId"]
+    updated = gateway.post(
+        "/storefront/cart/update",
+        headers=shop["staff"],
+        json={"cartId": cart["cartId"], "customerId": shop["buyer_pk"], "sku": "MUG-1", "quantity": 1},
+    ).json
+    assert updated["items"][0]["quantity"] == 1
+    assert add(gateway, shop["buyer"], "MUG-1", 5, cart["cartId"]).status_code == 409  # beyond stock
+    removed = gateway.post(
+        "/storefront/cart/remove", headers=shop["buyer"], json={"cartId": cart["cartId"], "sku": "MUG-1"}
+    ).json
+    assert removed["items"] == [] and removed["subtotal"] == 0
+    assert add(gateway, shop["buyer"], "SECRET-1", 1).status_code == 404
+
+
+def test_pricing_is_decided_on_the_server(gateway: Any, shop: dict[str, Any]) -> None:
+    body = {"productItems": [{"sku": "MUG-1", "quantity": 2}], "couponCode": "TEN", "giftCardCode": "GIFT-25"}
+    priced = gateway.post("/storefront/pricing/calculate-cart", headers=shop["buyer"], json=body).json
+    # 25.00 - 2.50 coupon = 22.50; tax 10 % = 2.25; shipping 5 (under 100); a 25 gift card leaves 4.75
+    assert (priced["subtotal"], priced["discount"], priced["tax"], priced["shipping"]) == (
+        25.0,
+        2.5,
+        2.25,
+        5.0,
+    )
+    assert (priced["giftCard"], priced["total"]) == (25.0, 4.75)
+    assert priced["minorUnits"]["total"] == 475
+    bad = gateway.post(
+        "/storefront/pricing/calculate-cart",
+        headers=shop["buyer"],
+        json={"productItems": [{"sku": "MUG-1", "quantity": 1}], "couponCode": "NOPE"},
+    )
+    assert bad.status_code == 422
+
+
+def test_checkout_places_one_order_and_repeats_return_it(
+    gateway: Any, shop: dict[str, Any], bus_messages: Any, functions: Any
+) -> None:
+    from appengine_local.streams import StreamMapping
+    from appengine_local.template import load_template
+
+    cart = add(gateway, shop["buyer"], "MUG-1", 2).json
+    first = gateway.post(
+        "/storefront/checkout-cart",
+        headers=shop["buyer"] | {"Idempotency-Key": "k-1"},
+        json={"cartId": cart["cartId"], "couponCode": "TEN"},
+    )
+    assert first.status_code == 201
+    order = first.json
+    assert order["datatype"] == "order" and order["data"]["orderNumber"] and order["data"]["total"] == 29.75
+    replay = gateway.post(
+        "/storefront/checkout-cart",
+        headers=shop["buyer"] | {"Idempotency-Key": "k-1"},
+        json={"cartId": cart["cartId"]},
+    )
+    assert replay.status_code == 201 and replay.json == order
+    again = gateway.post("/storefront/checkout-cart", headers=shop["buyer"], json={"cartId": cart["cartId"]})
+    assert again.status_code == 200 and again.json["sk"] == order["sk"]
+    misuse = gateway.post(
+        "/storefront/checkout-cart",
+        headers=shop["buyer"] | {"Idempotency-Key": "k-1"},
+        json={"cartId": "other"},
+    )
+    assert misuse.status_code == 422
+    # Stock went down once; the coupon (limit 1) is used up; the cart is closed.
+    assert gateway.get("/storefront/product/mug", headers={"orgid": "acme"}).json["data"]["stock"] == 1
+    second_cart = add(gateway, shop["buyer"], "MUG-1", 1).json
+    assert (
+        gateway.post(
+            "/storefront/checkout-cart",
+            headers=shop["buyer"],
+            json={"cartId": second_cart["cartId"], "couponCode": "TEN"},
+        ).status_code
+        == 422
+    )
+    assert add(gateway, shop["buyer"], "MUG-1", 1, cart["cartId"]).status_code == 409
+    # Orders: the customer's own, by number; another customer gets 404; staff may read it.
+    number = order["data"]["orderNumber"]
+    assert (
+        gateway.get(f"/storefront/order/get?orderNumber={number}", headers=shop["buyer"]).json["sk"]
+        == order["sk"]
+    )
+    assert (
+        gateway.get(f"/storefront/order/get?orderNumber={number}", headers=shop["other"]).status_code == 404
+    )
+    assert (
+        gateway.get(f"/storefront/order/get?orderNumber={number}", headers=shop["staff"]).status_code == 200
+    )
+    assert [o["sk"] for o in gateway.get("/storefront/orders/get", headers=shop["buyer"]).json["data"]] == [
+        order["sk"]
+    ]
+    assert gateway.get("/storefront/orders/get", headers=shop["other"]).json["data"] == []
+    StreamMapping(load_template(), functions, "PublisherFunction").poll_once()
+    placed = [e for e in bus_messages() if e["detail-type"] == "order.placed"]
+    assert len(placed) == 1 and placed[0]["detail"]["orderNumber"] == number
+
+
+def test_a_failed_checkout_changes_nothing(gateway: Any, shop: dict[str, Any]) -> None:
+    cart = add(gateway, shop["buyer"], "MUG-1", 2).json
+    add(gateway, shop["buyer"], "LAMP-1", 1, cart["cartId"])
+    # Injected failure: the lamp's last unit goes to someone else between cart and checkout.
+    lamp = TenantStore().query("acme", "product", limit=10, sort_prefix=None).items
+    lamp_key = next(i["_sk"] for i in lamp if i["data"]["sku"] == "LAMP-1")
+    from appengine_core.tenancy import TenantKey
+
+    TenantStore().update(
+        Update(TenantKey.parse(lamp_key), "SET #d.stock = :zero", values={":zero": 0}, names={"#d": "data"})
+    )
+    response = gateway.post(
+        "/storefront/checkout-cart",
+        headers=shop["buyer"] | {"Idempotency-Key": "k-2"},
+        json={"cartId": cart["cartId"], "couponCode": "TEN", "giftCardCode": "GIFT-25"},
+    )
+    assert response.status_code == 409 and "LAMP-1" in response.json["message"]
+    # Nothing moved: mug stock, the cart, the coupon, the gift card, orders, the idempotency key.
+    assert gateway.get("/storefront/product/mug", headers={"orgid": "acme"}).json["data"]["stock"] == 3
+    assert (
+        gateway.get(f"/storefront/cart/get/{shop['buyer_pk']}/{cart['cartId']}", headers=shop["buyer"]).json[
+            "status"
+        ]
+        == "open"
+    )
+    assert (
+        gateway.get("/storefront/gift-card/balance/GIFT-25", headers={"orgid": "acme"}).json["balance"] == 25
+    )
+    assert gateway.get("/storefront/orders/get", headers=shop["buyer"]).json["data"] == []
+    priced = gateway.post(
+        "/storefront/pricing/calculate-cart",
+        headers=shop["buyer"],
+        json={"productItems": [{"sku": "MUG-1", "quantity": 1}], "couponCode": "TEN"},
+    )
+    assert priced.status_code == 200, "the coupon was not consumed"
+
+
+def test_gift_card_balance_is_rate_limited_per_source(gateway: Any, shop: dict[str, Any]) -> None:
+    statuses = [
+        gateway.get("/storefront/gift-card/balance/NOPE", headers={"orgid": "acme"}).status_code
+        for _ in range(12)
+    ]
+    assert statuses[:10] == [404] * 10 and statuses[10:] == [429, 429]
+    assert (
+        gateway.get("/storefront/gift-card/balance/GIFT-25", headers={"orgid": "globex"}).status_code == 404
+    )
+
+
+def test_payment_gateways_and_shipping_options(gateway: Any, shop: dict[str, Any]) -> None:
+    assert (
+        gateway.get("/storefront/payment-gateways", headers={"orgid": "acme"}).json["data"][0]["id"]
+        == "manual"
+    )
+    options = gateway.post(
+        "/shipping/options", headers={"orgid": "acme"}, json={"items": [], "toAddress": {}, "orderTotal": 150}
+    ).json
+    assert options["served"] is True and options["options"][0]["amount"] == 0 and options["currency"] == "USD"
+    paid = gateway.post(
+        "/shipping/options", headers={"orgid": "acme"}, json={"items": [], "orderTotal": 20}
+    ).json
+    assert paid["options"][0]["amount"] == 5
