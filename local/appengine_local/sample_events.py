@@ -121,6 +121,46 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     ),
     "repository-delete": ("DELETE", "/repository/delete/note/acme:note:<id>", ACME | BEARER, None),
     "repository-delete-many": ("POST", "/repository/delete/note", ACME | BEARER | JSON, ["acme:note:<id>"]),
+    "storefront-products": ("GET", "/storefront/products?ps=10&sort=-price", ACME, None),
+    "storefront-product": ("GET", "/storefront/product/mug", ACME, None),
+    "storefront-categories": ("GET", "/storefront/categories", ACME, None),
+    "storefront-brands": ("GET", "/storefront/brands", ACME, None),
+    "storefront-gift-card-balance": ("GET", "/storefront/gift-card/balance/GIFT-50", ACME, None),
+    "storefront-payment-gateways": ("GET", "/storefront/payment-gateways", ACME, None),
+    "shipping-options": (
+        "POST",
+        "/shipping/options",
+        ACME | JSON,
+        {"items": [], "toAddress": {}, "orderTotal": 20},
+    ),
+    "cart-add": ("POST", "/storefront/cart/add", ACME | BEARER | JSON, {"sku": "MUG-1", "quantity": 2}),
+    "cart-update": (
+        "POST",
+        "/storefront/cart/update",
+        ACME | BEARER | JSON,
+        {"cartId": "<cart id>", "sku": "MUG-1", "quantity": 1},
+    ),
+    "cart-remove": (
+        "POST",
+        "/storefront/cart/remove",
+        ACME | BEARER | JSON,
+        {"cartId": "<cart id>", "sku": "MUG-1"},
+    ),
+    "cart-get": ("GET", "/storefront/cart/get/customer-<id>/<cart id>", ACME | BEARER, None),
+    "pricing-calculate-cart": (
+        "POST",
+        "/storefront/pricing/calculate-cart",
+        ACME | BEARER | JSON,
+        {"productItems": [{"sku": "MUG-1", "quantity": 2}], "couponCode": "WELCOME10"},
+    ),
+    "checkout-cart": (
+        "POST",
+        "/storefront/checkout-cart",
+        ACME | BEARER | JSON | {"idempotency-key": "checkout-1"},
+        {"cartId": "<cart id>"},
+    ),
+    "order-get": ("GET", "/storefront/order/get?orderNumber=00000001", ACME | BEARER, None),
+    "orders-get": ("GET", "/storefront/orders/get", ACME | BEARER, None),
     "api-key-create": (
         "POST",
         "/api-key/create",
@@ -185,9 +225,14 @@ def _proxy_event(
     gateway: LocalGateway, method: str, path: str, headers: dict[str, str], body: Any
 ) -> dict[str, Any]:
     data = json.dumps(body) if body is not None else None
+    path, _, query = path.partition("?")
     request = Request(
         EnvironBuilder(
-            method=method, path=path, headers=[("User-Agent", "curl/8.5.0"), *headers.items()], data=data
+            method=method,
+            path=path,
+            query_string=query,
+            headers=[("User-Agent", "curl/8.5.0"), *headers.items()],
+            data=data,
         ).get_environ()
     )
     route, parameters = gateway.match(method, path)

@@ -24,7 +24,7 @@ def expected_outputs(script: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(r"^#> (.+)$", script, re.MULTILINE)]
 
 
-@pytest.mark.parametrize("marker", ["auth", "apikeys", "repository"])
+@pytest.mark.parametrize("marker", ["auth", "apikeys", "repository", "storefront"])
 def test_readme_walkthrough_runs_verbatim(api: LocalApi, marker: str) -> None:
     script = readme_block(marker)
     result = subprocess.run(

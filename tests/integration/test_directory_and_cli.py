@@ -53,10 +53,10 @@ def test_secrets_are_stored_hashed_and_never_in_the_envelope(aws_stack: dict[str
 def test_the_demo_seed_loads_and_loading_again_keeps_everything(aws_stack: dict[str, str]) -> None:
     seed = read_seed_file(DEMO_SEED)
     first = apply_seed(seed)
-    assert first.created == {"orgs": 3, "users": 4, "customers": 2, "records": 4}
+    assert first.created == {"orgs": 3, "users": 4, "customers": 2, "records": 6}
     again = apply_seed(seed)
     assert again.kept == {"orgs": 3, "users": 4, "customers": 2, "records": 0}
-    assert RecordWriter().count("acme", "product") == 3 + 3
+    assert RecordWriter().count("acme", "product") == 3 + 3, "records without an id are created again"
 
 
 def test_cli_bootstraps_an_org_and_its_root_admin(

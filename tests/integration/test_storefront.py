@@ -276,3 +276,13 @@ def test_payment_gateways_and_shipping_options(gateway: Any, shop: dict[str, Any
         "/shipping/options", headers={"orgid": "acme"}, json={"items": [], "orderTotal": 20}
     ).json
     assert paid["options"][0]["amount"] == 5
+
+
+def test_the_storefront_sample_events_run(functions: Any, shop: dict[str, Any]) -> None:
+    from tests.conftest import load_event
+    from tests.integration.conftest import body_of
+
+    products = functions.invoke("StorefrontFunction", load_event("storefront-products"))
+    assert products["statusCode"] == 200 and body_of(products)["total"] == 2
+    options = functions.invoke("StorefrontFunction", load_event("shipping-options"))
+    assert body_of(options)["options"][0]["amount"] == 5
