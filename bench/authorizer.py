@@ -8,15 +8,14 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import jwt
-from moto import mock_aws
+
+from bench.emulated import emulated_stack
 
 ROUNDS = 2000
 
@@ -37,24 +36,12 @@ def run() -> dict[str, Any]:
     from appengine_core import aws
     from appengine_core.authorization import AuthorizerService
     from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.jobs import JOBS
     from appengine_core.sessions import SessionStore
     from appengine_core.settings import get_settings
     from appengine_core.signing import ALGORITHM, KeyStore
     from appengine_core.tokens import TokenService
-    from appengine_local.resources import LOCAL_REGION, merged_environment, provision
-    from appengine_local.template import load_template
 
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": LOCAL_REGION}
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.update(merged_environment())
-    get_settings.cache_clear()
-    aws.reset_clients()
-    with mock_aws():
-        provision(load_template(), boto3.session.Session(region_name=LOCAL_REGION))
-        JOBS["rotate-signing-keys"]()
+    with emulated_stack():
         directory = DirectoryService()
         directory.create_org("acme", "Acme")
         user = directory.create_user("acme", NewUser(email="b@acme.test", password="bench-password"))

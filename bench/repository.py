@@ -9,14 +9,14 @@ of the table, where DynamoDB reads only the queried partition.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
-from moto import mock_aws
+
+from bench.emulated import emulated_stack
 
 ROUNDS = 30
 
@@ -54,24 +54,12 @@ def run() -> dict[str, Any]:
 
     from appengine_core import aws
     from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.jobs import JOBS
-    from appengine_core.settings import get_settings
     from appengine_local.gateway import LocalGateway
-    from appengine_local.resources import LOCAL_REGION, merged_environment, provision
     from appengine_local.runtime import LocalLambda
     from appengine_local.template import load_template
 
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": LOCAL_REGION}
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.update(merged_environment())
-    get_settings.cache_clear()
-    aws.reset_clients()
-    with mock_aws():
-        created = provision(load_template(), boto3.session.Session(region_name=LOCAL_REGION))
+    with emulated_stack() as created:
         table = created["AppTable"]
-        JOBS["rotate-signing-keys"]()
         directory = DirectoryService()
         for orgid in ("acme", "globex"):
             directory.create_org(orgid, orgid)

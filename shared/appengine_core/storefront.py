@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appengine_core.directory import org_key
 from appengine_core.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
-from appengine_core.pagination import PageRequest
+from appengine_core.pagination import PageRequest, fetch_page
 from appengine_core.pricing import Coupon, Line, PricingError, Quote, price_settings, quote, to_minor
 from appengine_core.principal import Principal
 from appengine_core.records import Record, new_id, utc_now_iso
-from appengine_core.repository import counter_change, outbox_put, record_event
+from appengine_core.repository import counter_change, counter_key, outbox_put, record_event
 from appengine_core.store import ConditionFailed, Operation, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey
 from appengine_core.web import list_envelope
@@ -554,24 +554,32 @@ class StorefrontService:
         return order
 
     def orders(self, actor: Principal, orgid: str, page: PageRequest) -> dict[str, Any]:
+        """Newest first, paged by cursor or page number: a customer's own orders (its order index),
+        or for staff every order of the org."""
         if actor.kind == "customer":
-            prefix = f"{orgid}:#customer-order:{self._customer_of(actor, None)}:"
-            listing = self._store.query(
-                orgid, "#customer-order", limit=page.page_size, sort_prefix=prefix, newest_first=True
-            )
-            keys = [TenantKey.parse(str(i["order"])) for i in listing.items]
+            collection = "#customer-order"
+            prefix: str | None = f"{orgid}:{collection}:{self._customer_of(actor, None)}:"
         else:
             if not actor.has_permission("read"):
                 raise Forbidden("needs the read permission")
-            listing = self._store.query(orgid, "order", limit=page.page_size, newest_first=True)
-            keys = [TenantKey.parse(str(i["_sk"])) for i in listing.items]
+            collection, prefix = "order", None
+        result = fetch_page(
+            page,
+            orgid,
+            collection,
+            lambda limit, after: self._store.query(
+                orgid, collection, limit=limit, after_sort_key=after, sort_prefix=prefix, newest_first=True
+            ),
+        )
+        keys = [TenantKey.parse(str(i.get("order") or i["sk"])) for i in result.items]
         found = self._store.batch_get(keys)
         orders = [Record.from_item(found[k.sort]).model_dump() for k in keys if k.sort in found]
+        total = None if prefix else int((self._store.get(counter_key(orgid, "order")) or {}).get("total", 0))
         return list_envelope(
             orders,
-            page=1,
-            page_size=page.page_size,
-            has_next=listing.last_sort_key is not None,
-            next_cursor=None,
-            total=None,
+            page=result.page,
+            page_size=result.page_size,
+            has_next=result.has_next,
+            next_cursor=result.next_cursor,
+            total=total,
         )

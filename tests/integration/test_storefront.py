@@ -292,3 +292,23 @@ def test_the_storefront_sample_events_run(functions: Any, shop: dict[str, Any]) 
     assert products["statusCode"] == 200 and body_of(products)["total"] == 2
     options = functions.invoke("StorefrontFunction", load_event("shipping-options"))
     assert body_of(options)["options"][0]["amount"] == 5
+
+
+def test_orders_page_newest_first(gateway: Any, shop: dict[str, Any]) -> None:
+    placed = []
+    for _ in range(3):
+        cart = add(gateway, shop["buyer"], "MUG-1", 1).json
+        placed.append(
+            gateway.post(
+                "/storefront/checkout-cart", headers=shop["buyer"], json={"cartId": cart["cartId"]}
+            ).json["sk"]
+        )
+    first = gateway.get("/storefront/orders/get?pageSize=2", headers=shop["buyer"]).json
+    assert [o["sk"] for o in first["data"]] == placed[::-1][:2] and first["hasNext"] is True
+    second = gateway.get(
+        f"/storefront/orders/get?pageSize=2&next={first['next']}", headers=shop["buyer"]
+    ).json
+    assert [o["sk"] for o in second["data"]] == [placed[0]] and second["hasNext"] is False
+    staff = gateway.get("/storefront/orders/get?ps=10", headers=shop["staff"]).json
+    assert staff["total"] == 3 and {o["sk"] for o in staff["data"]} == set(placed)
+    assert gateway.get("/storefront/orders/get", headers=shop["other"]).json["data"] == []
