@@ -25,6 +25,7 @@ def emulated_stack() -> Iterator[dict[str, str]]:
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.update(merged_environment())
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the functions' request logs are not bench output
     get_settings.cache_clear()
     aws.reset_clients()
     with mock_aws():
