@@ -252,11 +252,21 @@ class StorefrontService:
             view["orderNumber"] = cart["orderNumber"]
         return view
 
-    def _price_lines(self, orgid: str, items: list[dict[str, Any]], *, strict: bool = True) -> list[Line]:
+    def _price_lines(
+        self,
+        orgid: str,
+        items: list[dict[str, Any]],
+        *,
+        strict: bool = True,
+        found: dict[str, Any] | None = None,
+    ) -> list[Line]:
+        """Lines priced from the current products; ``found`` collects the product items by SKU."""
         lines = []
         for item in items:
             try:
                 product = self._product(orgid, str(item["sku"]))
+                if found is not None:
+                    found[str(item["sku"])] = product
             except NotFound:
                 if strict:
                     raise
@@ -369,9 +379,14 @@ class StorefrontService:
         return Coupon(code=code, kind=kind, value=data.get("value", 0)), item
 
     def _quote(
-        self, orgid: str, items: list[dict[str, Any]], coupon_code: str | None, gift_code: str | None
+        self,
+        orgid: str,
+        items: list[dict[str, Any]],
+        coupon_code: str | None,
+        gift_code: str | None,
+        found: dict[str, Any] | None = None,
     ) -> tuple[Quote, Any, Any]:
-        lines = self._price_lines(orgid, items)
+        lines = self._price_lines(orgid, items, found=found)
         coupon, coupon_item = self._coupon(orgid, coupon_code)
         gift = self._gift_card(orgid, gift_code) if gift_code else None
         if gift_code and gift is None:
@@ -418,7 +433,10 @@ class StorefrontService:
         items = cart.get("items") or []
         if not items:
             raise _invalid("cartId", "the cart is empty")
-        result, coupon_item, gift = self._quote(orgid, items, request.couponCode, request.giftCardCode)
+        products: dict[str, Any] = {}
+        result, coupon_item, gift = self._quote(
+            orgid, items, request.couponCode, request.giftCardCode, products
+        )
         number = self._next_order_number(orgid)
         body = result.as_body()
         order = Record.new(
@@ -446,7 +464,7 @@ class StorefrontService:
         )
         operations: list[Operation] = []
         for line in result.lines:
-            product = self._product(orgid, line.sku)
+            product = products[line.sku]
             operations.append(
                 Update(
                     TenantKey.parse(str(product["_sk"])),
