@@ -16,7 +16,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -127,6 +130,12 @@ def create_resolver(logger: Logger) -> APIGatewayRestResolver:
         details = validation_details(errors)
         body = error_body(422, "validation_error", "the request is invalid", _request_id(app), details)
         return json_response(422, body)
+
+    @app.exception_handler([UnicodeDecodeError, RequestUnsupportedContentType])
+    def _not_json(_: Exception) -> Response[Any]:
+        # Bytes that are not UTF-8, or a body sent as something other than JSON: not JSON at all.
+        message = "the request body must be JSON (content-type: application/json)"
+        return json_response(400, error_body(400, "invalid_json", message, _request_id(app)))
 
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
@@ -255,10 +264,24 @@ class HttpFunction:
             else:
                 if caller is not None:
                     self.app.append_context(caller=caller)  # type: ignore[no-untyped-call]
-                result = self.app.resolve(event, context)
+                result = self.app.resolve(_as_json_request(event), context)
             return _with_request_id(result, request_id)
 
         return http_entrypoint_for(handle, self.logger, self.metrics)
+
+
+def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Every body this API takes is JSON: read it as JSON whatever content type the client declared
+    (``curl -d`` says form-urlencoded), so a body that is not JSON is 400 ``invalid_json``, never a
+    parser error for a format we do not speak."""
+    if not event.get("body"):
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    return event | {
+        "headers": headers | {"content-type": "application/json"},
+        "multiValueHeaders": multi | {"content-type": ["application/json"]},
+    }
 
 
 def _with_request_id(result: dict[str, Any], request_id: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +76,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def api() -> Iterator[LocalApi]:
+@contextmanager
+def local_stack(name: str) -> Iterator[LocalApi]:
+    """`appengine-dev` in a subprocess on a free port, with its own emulated AWS and the demo seed."""
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment.update({"PORT": str(port), "PYTHONUNBUFFERED": "1"})
-    log_path = REPO_ROOT / f".pytest-local-stack-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
+    log_path = REPO_ROOT / f".pytest-local-stack-{name}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "appengine_local.dev"],
@@ -104,9 +106,17 @@ def api() -> Iterator[LocalApi]:
     banner = re.search(r"AWS emulated at (http://127\.0\.0\.1:\d+)", log_path.read_text())
     assert banner, "the local stack must print its AWS endpoint"
     local.aws_endpoint = banner.group(1)
-    yield local
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield local
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api() -> Iterator[LocalApi]:
+    with local_stack("shared") as local:
+        yield local
 
 
 def sign_in(api: LocalApi, email: str, password: str, orgid: str, kind: str = "user") -> dict[str, Any]:

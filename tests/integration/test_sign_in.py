@@ -266,3 +266,31 @@ def test_no_secret_is_logged(
         "$argon2id$",
     ):
         assert secret not in logs
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"\xff\xfe\x00garbage", "application/json"),
+        ("not json", "text/plain"),
+        ("x=1", "multipart/form-data"),
+    ],
+)
+def test_bodies_that_are_not_json_text_are_400_not_500(
+    gateway: Any, tenants: dict[str, Record], body: Any, content_type: str
+) -> None:
+    # Found by schemathesis: non-UTF-8 bytes and non-JSON content types used to end in a 500.
+    response = gateway.post(
+        "/profile/signin", headers={"orgid": "acme", "content-type": content_type}, data=body
+    )
+    assert response.status_code == 400 and response.json["error"] == "invalid_json"
+
+
+def test_a_json_body_is_read_as_json_whatever_the_declared_type(
+    gateway: Any, tenants: dict[str, Record]
+) -> None:
+    # `curl -d '{...}'` without -H declares application/x-www-form-urlencoded.
+    body = '{"email": "admin@acme.test", "password": "acme-admin-pass"}'
+    headers = {"orgid": "acme", "content-type": "application/x-www-form-urlencoded"}
+    response = gateway.post("/profile/signin", headers=headers, data=body)
+    assert response.status_code == 200 and response.json["token"]
