@@ -167,6 +167,11 @@ class ProfileService:
         record = public_record(item)
         if update.version is not None and update.version != record.version:
             raise Conflict("the user was changed since you read it (stale version)")
+        if record.sk == actor.principal_id and (
+            update.disabled or (update.roles is not None and not set(USER_ADMIN_ROLES) & set(update.roles))
+        ):
+            # Lockout guard: another admin (or a platform root) must do this.
+            raise Forbidden("you cannot disable yourself or drop your own admin role")
         current_orgs = [str(o) for o in record.data.get("orgs") or []]
         if not actor.platform_root and self._is_platform_member(current_orgs):
             raise Forbidden("only a platform root may change a platform user")

@@ -242,3 +242,27 @@ def test_an_unknown_user_or_another_orgs_user_is_404(
             path_parameters={"user_id": target},
         )
         assert response["statusCode"] == 404, target
+
+
+def test_an_admin_cannot_lock_itself_out(functions: LocalLambda, tenants: dict[str, Record]) -> None:
+    admin = tenants["acme_admin"]
+    for body in ({"disabled": True}, {"roles": ["User"]}):
+        response = call(
+            functions,
+            "user-update",
+            admin,
+            body=body,
+            path=f"/user/update/{admin.sk}",
+            path_parameters={"user_id": admin.sk},
+        )
+        assert response["statusCode"] == 403, body
+    assert call(functions, "profile-whoami", admin)["statusCode"] == 200
+    renamed = call(
+        functions,
+        "user-update",
+        admin,
+        body={"firstName": "Ada"},
+        path=f"/user/update/{admin.sk}",
+        path_parameters={"user_id": admin.sk},
+    )
+    assert renamed["statusCode"] == 200
