@@ -38,6 +38,7 @@ from appengine_core.repository import counter_key
 from appengine_core.settings import get_settings
 from appengine_core.store import Check, ConditionFailed, Delete, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey
+from appengine_core.web import list_envelope
 
 KEY_PREFIX = "aek_"
 _ALPHABET = string.digits + string.ascii_letters
@@ -277,8 +278,6 @@ class ApiKeyService:
         return metadata(self._load(actor, orgid, key_id)[1])
 
     def list_keys(self, actor: Principal, orgid: str, page: PageRequest) -> dict[str, Any]:
-        from appengine_core.web import list_envelope
-
         _require_key_manager(actor)
         result = fetch_page(
             page,

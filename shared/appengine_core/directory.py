@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from appengine_core.errors import Conflict, NotFound, ValidationFailed
+from appengine_core.errors import Conflict, NotFound
 from appengine_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from appengine_core.records import Record, new_id, utc_now_iso
 from appengine_core.repository import counter_key
@@ -240,7 +240,3 @@ class DirectoryService:
 def public_record(item: dict[str, Any]) -> Record:
     """The envelope of a stored principal, secrets dropped."""
     return Record.from_item(item)
-
-
-def invalid(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(details=[{"field": field, "problem": problem}])

@@ -50,6 +50,11 @@ class ValidationFailed(DomainError):
     default_message = "the request is invalid"
 
 
+def invalid_field(field: str, problem: str) -> ValidationFailed:
+    """A 422 about one field, in the contract's ``details`` shape."""
+    return ValidationFailed(details=[{"field": field, "problem": problem}])
+
+
 class NotFound(DomainError):
     code = "not_found"
     default_message = "not found"

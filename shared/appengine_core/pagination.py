@@ -14,16 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from appengine_core.errors import ValidationFailed
+from appengine_core.errors import invalid_field
 from appengine_core.store import Page
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_NUMBER = 100
-
-
-def invalid(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(details=[{"field": field, "problem": problem}])
 
 
 def encode_cursor(orgid: str, collection: str, last_sort_key: str) -> str:
@@ -36,12 +32,12 @@ def decode_cursor(cursor: str, orgid: str, collection: str) -> str:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("next", "not a cursor of this list") from exc
+        raise invalid_field("next", "not a cursor of this list") from exc
     if not isinstance(payload, dict) or payload.get("o") != orgid or payload.get("c") != collection:
-        raise invalid("next", "not a cursor of this list")
+        raise invalid_field("next", "not a cursor of this list")
     key = payload.get("k")
     if not isinstance(key, str) or not key.startswith(f"{orgid}:{collection}:"):
-        raise invalid("next", "not a cursor of this list")
+        raise invalid_field("next", "not a cursor of this list")
     return key
 
 
@@ -59,7 +55,7 @@ class PageRequest:
                     try:
                         return int(params[key])
                     except ValueError as exc:
-                        raise invalid(key, "must be a whole number") from exc
+                        raise invalid_field(key, "must be a whole number") from exc
             return None
 
         size = number("pageSize", "ps") or DEFAULT_PAGE_SIZE
@@ -69,9 +65,9 @@ class PageRequest:
     @classmethod
     def checked(cls, page_size: int, page: int, cursor: str | None) -> PageRequest:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise invalid("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
+            raise invalid_field("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
         if not 1 <= page <= MAX_PAGE_NUMBER:
-            raise invalid("page", f"must be between 1 and {MAX_PAGE_NUMBER}")
+            raise invalid_field("page", f"must be between 1 and {MAX_PAGE_NUMBER}")
         return cls(page_size=page_size, page=page, cursor=cursor)
 
 

@@ -15,13 +15,14 @@ from appengine_core.directory import (
     normalize_permissions,
     public_record,
 )
-from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed, invalid_field
 from appengine_core.events import EventPublisher, publish_best_effort
 from appengine_core.guard import require_permission, require_role
 from appengine_core.pagination import PageRequest, fetch_page
 from appengine_core.principal import Principal
 from appengine_core.records import Record, utc_now_iso
 from appengine_core.repository import counter_key
+from appengine_core.settings import get_settings
 from appengine_core.store import ConditionFailed, Operation, TenantStore, Update
 from appengine_core.tenancy import TenantKey, validate_orgid
 from appengine_core.web import list_envelope
@@ -104,7 +105,7 @@ class ProfileService:
                 details=[{"field": f, "problem": "cannot be changed here"} for f in reserved]
             )
         if not changes:
-            raise ValidationFailed(details=[{"field": "body", "problem": "nothing to update"}])
+            raise invalid_field("body", "nothing to update")
         record = self._own_record(principal)
         return self._write_user_like(record, record.data | changes, [])
 
@@ -183,9 +184,7 @@ class ProfileService:
             data["permissions"] = {"content": update.permissions}
         if update.orgs is not None:
             if record.orgid not in update.orgs:
-                raise ValidationFailed(
-                    details=[{"field": "orgs", "problem": "cannot remove the user's home org"}]
-                )
+                raise invalid_field("orgs", "cannot remove the user's home org")
             added, removed = set(update.orgs) - set(current_orgs), set(current_orgs) - set(update.orgs)
             self._check_grants(actor, data.get("roles") or [], added | removed)
             email = str(data["email"])
@@ -230,8 +229,6 @@ class ProfileService:
         return record.model_copy(update={"data": data, "version": record.version + 1, "modifydate": now})
 
     def _is_platform_member(self, orgs: list[str]) -> bool:
-        from appengine_core.settings import get_settings
-
         return get_settings().platform_orgid in orgs
 
     def _check_grants(self, actor: Principal, roles: list[str], orgs: set[str]) -> None:

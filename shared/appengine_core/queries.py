@@ -14,7 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase
 
-from appengine_core.errors import ValidationFailed
+from appengine_core.errors import ValidationFailed, invalid_field
 
 FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}$")
 OPERATORS = ("$in", "$gt", "$gte", "$lt", "$lte", "$ne", "$exists")
@@ -23,7 +23,7 @@ MAX_IN = 100
 
 
 def _invalid(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(details=[{"field": f"query.{field}", "problem": problem}])
+    return invalid_field(f"query.{field}", problem)
 
 
 def _scalar(field: str, value: Any) -> Any:
@@ -41,7 +41,7 @@ def build_filter(query: dict[str, Any] | None) -> ConditionBase | None:
     if not query:
         return None
     if not isinstance(query, dict):
-        raise ValidationFailed(details=[{"field": "query", "problem": "must be an object"}])
+        raise invalid_field("query", "must be an object")
     conditions: list[ConditionBase] = []
     for field, expected in query.items():
         if not FIELD.fullmatch(field):
@@ -57,9 +57,7 @@ def build_filter(query: dict[str, Any] | None) -> ConditionBase | None:
         else:
             conditions.append(attribute.eq(_scalar(field, expected)))
         if len(conditions) > MAX_CONDITIONS:
-            raise ValidationFailed(
-                details=[{"field": "query", "problem": f"at most {MAX_CONDITIONS} conditions"}]
-            )
+            raise invalid_field("query", f"at most {MAX_CONDITIONS} conditions")
     combined = conditions[0]
     for condition in conditions[1:]:
         combined = combined & condition

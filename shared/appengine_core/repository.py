@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from appengine_core.errors import Conflict, NotFound, ValidationFailed
+from appengine_core.errors import Conflict, NotFound, invalid_field
 from appengine_core.records import Record, is_valid_datatype, new_id, utc_now_iso
 from appengine_core.store import ConditionFailed, Delete, Operation, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey
@@ -22,6 +22,12 @@ OUTBOX_RECORD_TYPE = "outbox"
 OUTBOX_RETENTION_SECONDS = 2 * 86400
 # Collections that belong to the auth domain and are never reachable as generic records.
 PROTECTED_DATATYPES = frozenset({"user", "customer", "apikey"})
+
+
+def require_datatype(datatype: str) -> None:
+    """422 unless ``datatype`` can name a collection."""
+    if not is_valid_datatype(datatype):
+        raise invalid_field("datatype", "must match [A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 def counter_key(orgid: str, datatype: str) -> TenantKey:
@@ -81,10 +87,7 @@ class RecordWriter:
         required_role: str | None = None,
         record_id: str | None = None,
     ) -> Record:
-        if not is_valid_datatype(datatype):
-            raise ValidationFailed(
-                details=[{"field": "datatype", "problem": "must match [A-Za-z][A-Za-z0-9_]{0,63}"}]
-            )
+        require_datatype(datatype)
         record = Record.new(
             orgid=orgid,
             datatype=datatype,

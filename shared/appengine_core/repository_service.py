@@ -15,12 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from appengine_core.directory import org_key
-from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed, invalid_field
 from appengine_core.pagination import MAX_PAGE_NUMBER, MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from appengine_core.principal import Principal
 from appengine_core.queries import build_filter
-from appengine_core.records import Record, is_valid_datatype, record_key_from_path_id
-from appengine_core.repository import PROTECTED_DATATYPES, RecordWriter, require_record
+from appengine_core.records import Record, record_key_from_path_id
+from appengine_core.repository import PROTECTED_DATATYPES, RecordWriter, require_datatype, require_record
 from appengine_core.store import TenantStore
 from appengine_core.web import list_envelope
 
@@ -53,14 +53,10 @@ STATE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 ADMIN_ROLES = ("RootAdmin", "RootSystem")
 
 
-def _invalid(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(details=[{"field": field, "problem": problem}])
-
-
 def check_data(data: Any, field: str = "data") -> dict[str, Any]:
     """A payload that can be stored: an object, finite numbers, bounded depth and size, no system fields."""
     if not isinstance(data, dict):
-        raise _invalid(field, "must be an object")
+        raise invalid_field(field, "must be an object")
     reserved = sorted(RESERVED_DATA_FIELDS & set(data))
     if reserved:
         raise ValidationFailed(
@@ -69,9 +65,9 @@ def check_data(data: Any, field: str = "data") -> dict[str, Any]:
 
     def walk(value: Any, depth: int) -> None:
         if depth > MAX_DEPTH:
-            raise _invalid(field, f"nested deeper than {MAX_DEPTH} levels")
+            raise invalid_field(field, f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, float) and not math.isfinite(value):
-            raise _invalid(field, "numbers must be finite")
+            raise invalid_field(field, "numbers must be finite")
         if isinstance(value, dict):
             for child in value.values():
                 walk(child, depth + 1)
@@ -81,7 +77,7 @@ def check_data(data: Any, field: str = "data") -> dict[str, Any]:
 
     walk(data, 1)
     if len(json.dumps(data, separators=(",", ":")).encode()) > MAX_DATA_BYTES:
-        raise _invalid(field, f"larger than {MAX_DATA_BYTES // 1024} KiB")
+        raise invalid_field(field, f"larger than {MAX_DATA_BYTES // 1024} KiB")
     return data
 
 
@@ -143,8 +139,7 @@ class RepositoryService:
     # -- authorization -------------------------------------------------------------------------
     @staticmethod
     def _check_datatype(datatype: str) -> None:
-        if not is_valid_datatype(datatype):
-            raise _invalid("datatype", "must match [A-Za-z][A-Za-z0-9_]{0,63}")
+        require_datatype(datatype)
         if datatype in PROTECTED_DATATYPES:
             raise Forbidden(f"the {datatype} collection is not reachable through the repository")
 
@@ -239,7 +234,7 @@ class RepositoryService:
 
     def delete(self, actor: Principal, orgid: str, datatype: str, path_ids: list[str]) -> None:
         if not 1 <= len(path_ids) <= MAX_BULK_DELETE:
-            raise _invalid("ids", f"give 1 to {MAX_BULK_DELETE} ids")
+            raise invalid_field("ids", f"give 1 to {MAX_BULK_DELETE} ids")
         records = []
         for path_id in dict.fromkeys(path_ids):
             record = self._load(actor, orgid, datatype, path_id, consistent=True)
@@ -331,7 +326,7 @@ class RepositoryService:
         """Sort by a payload field: every match must fit in one examination (``MAX_EXAMINED``)."""
         page = self._store.query(orgid, datatype, limit=MAX_EXAMINED, filter_condition=condition)
         if page.last_sort_key is not None:
-            raise _invalid(
+            raise invalid_field(
                 "options.sort",
                 f"sorting by a field needs the matches to fit in {MAX_EXAMINED} records; narrow the query",
             )

@@ -16,7 +16,7 @@ from boto3.dynamodb.conditions import Attr
 from pydantic import BaseModel, ConfigDict, Field
 
 from appengine_core.directory import org_key
-from appengine_core.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from appengine_core.errors import Conflict, Forbidden, NotFound, RateLimited, invalid_field
 from appengine_core.pagination import PageRequest, fetch_page
 from appengine_core.pricing import Coupon, Line, PricingError, Quote, price_settings, quote, to_minor
 from appengine_core.principal import Principal
@@ -31,10 +31,6 @@ MAX_LINES = 40
 MAX_QUANTITY = 999
 GIFT_CARD_PROBES_PER_MINUTE = 10
 IDEMPOTENCY_SECONDS = 24 * 3600
-
-
-def _invalid(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(details=[{"field": field, "problem": problem}])
 
 
 class CartAdd(BaseModel):
@@ -227,7 +223,7 @@ class StorefrontService:
                 raise NotFound("no such cart")
             return own
         if not requested or not requested.startswith("customer-"):
-            raise _invalid("customerId", "staff acting on a cart must name the customer (its pk)")
+            raise invalid_field("customerId", "staff acting on a cart must name the customer (its pk)")
         return requested
 
     def _cart(self, orgid: str, customer_id: str, cart_id: str) -> dict[str, Any]:
@@ -335,7 +331,7 @@ class StorefrontService:
         self._check_stock(orgid, request.sku, wanted)
         items[request.sku] = wanted
         if len(items) > MAX_LINES:
-            raise _invalid("sku", f"a cart holds at most {MAX_LINES} products")
+            raise invalid_field("sku", f"a cart holds at most {MAX_LINES} products")
         cart["items"] = [{"sku": s, "quantity": q} for s, q in items.items()]
         self._save_cart(orgid, cart, expected)
         return self._cart_view(orgid, cart)
@@ -366,13 +362,13 @@ class StorefrontService:
             orgid, "coupon", limit=CATALOG_CAP, filter_condition=Attr("data.code").eq(code)
         )
         if not page.items:
-            raise _invalid("couponCode", "no such coupon")
+            raise invalid_field("couponCode", "no such coupon")
         item = page.items[0]
         data = item.get("data") or {}
         expires = data.get("expiresAt")
         limit, used = data.get("usageLimit"), int(data.get("usedCount", 0))
         if (expires and str(expires) <= utc_now_iso()) or (limit is not None and used >= int(limit)):
-            raise _invalid("couponCode", "the coupon has expired or is used up")
+            raise invalid_field("couponCode", "the coupon has expired or is used up")
         kind = data.get("type", "percent")
         if kind not in ("percent", "fixed"):
             raise Conflict("the coupon is misconfigured")
@@ -390,7 +386,7 @@ class StorefrontService:
         coupon, coupon_item = self._coupon(orgid, coupon_code)
         gift = self._gift_card(orgid, gift_code) if gift_code else None
         if gift_code and gift is None:
-            raise _invalid("giftCardCode", "no such gift card")
+            raise invalid_field("giftCardCode", "no such gift card")
         balance = to_minor((gift or {}).get("data", {}).get("balance", 0)) if gift else 0
         return quote(lines, price_settings(self.org_settings(orgid)), coupon, balance), coupon_item, gift
 
@@ -403,7 +399,7 @@ class StorefrontService:
         elif request.productItems:
             items = [i.model_dump() for i in request.productItems]
         else:
-            raise _invalid("productItems", "give productItems or a cartId")
+            raise invalid_field("productItems", "give productItems or a cartId")
         result, _, _ = self._quote(orgid, items, request.couponCode, request.giftCardCode)
         return result.as_body()
 
@@ -425,14 +421,14 @@ class StorefrontService:
             replay = self._store.get(replay_key, consistent=True)
             if replay is not None:
                 if replay.get("cartId") != request.cartId:
-                    raise _invalid("Idempotency-Key", "already used for another cart")
+                    raise invalid_field("Idempotency-Key", "already used for another cart")
                 return int(replay["status"]), self._order_record(orgid, str(replay["order"]))
         cart = self._cart(orgid, customer, request.cartId)
         if cart.get("status") == "ordered":
             return 200, self._order_record(orgid, str(cart["orderSk"]))
         items = cart.get("items") or []
         if not items:
-            raise _invalid("cartId", "the cart is empty")
+            raise invalid_field("cartId", "the cart is empty")
         products: dict[str, Any] = {}
         result, coupon_item, gift = self._quote(
             orgid, items, request.couponCode, request.giftCardCode, products
