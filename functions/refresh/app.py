@@ -6,8 +6,10 @@ from functools import cache
 from typing import Any
 
 from appengine_core.auth import AuthService, RefreshRequest
-from appengine_core.web import OK_BODY, PUBLIC, SIGNED_IN, HttpFunction
+from appengine_core.web import OK_BODY, PUBLIC, Access, HttpFunction
 
+# Sessions belong to people: an API key never signs anything out (contract §1).
+PERSON = Access(credentials=("jwt",))
 api = HttpFunction("refresh")
 app = api.app
 
@@ -31,7 +33,7 @@ def customer_refresh(request: RefreshRequest) -> dict[str, Any]:
 
 @api.post(
     "/profile/signout",
-    SIGNED_IN,
+    PERSON,
     summary="Revoke the current session and its refresh tokens",
     tags=["sign-in"],
 )

@@ -54,7 +54,12 @@ def prepare_environment(endpoint: str) -> dict[str, str]:
     """Point every boto3 client at the emulator and give the functions their template environment."""
     from appengine_local.resources import merged_environment
 
-    environment = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **merged_environment()}
+    environment = {
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "APPENGINE_AWS_READ_TIMEOUT": "60",  # moto, not DynamoDB: see appengine_core.aws
+        **merged_environment(),
+    }
     environment.setdefault("POWERTOOLS_DEV", "false")
     os.environ.update(environment)
     return environment

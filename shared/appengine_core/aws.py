@@ -6,6 +6,7 @@ local moto server without any code path of its own.
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,19 @@ if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
-# Fail fast inside a Lambda's time budget instead of hanging on a slow dependency.
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+READ_TIMEOUT_VARIABLE = "APPENGINE_AWS_READ_TIMEOUT"
+
+
+@lru_cache(maxsize=1)
+def _config() -> Config:
+    # Fail fast inside a Lambda's time budget instead of hanging on a slow dependency. The local stack
+    # raises the read timeout: moto copies whole tables inside a transaction and can take seconds under
+    # load, and a timed-out write that already committed would be retried into a false 409 (real
+    # DynamoDB deduplicates such a retry by its ClientRequestToken; moto does not).
+    read_timeout = float(os.environ.get(READ_TIMEOUT_VARIABLE) or 5)
+    return Config(
+        connect_timeout=2, read_timeout=read_timeout, retries={"max_attempts": 3, "mode": "standard"}
+    )
 
 
 _per_thread = threading.local()
@@ -30,7 +42,7 @@ def dynamodb() -> DynamoDBServiceResource:
     # container; the local stack serves requests on several threads and gets one each.
     resource: DynamoDBServiceResource | None = getattr(_per_thread, "dynamodb", None)
     if resource is None or getattr(_per_thread, "generation", None) != _generation[0]:
-        resource = boto3.resource("dynamodb", config=_CONFIG)
+        resource = boto3.resource("dynamodb", config=_config())
         _per_thread.dynamodb = resource
         _per_thread.generation = _generation[0]
     return resource
@@ -41,18 +53,18 @@ _generation = [0]
 
 @lru_cache(maxsize=1)
 def events() -> EventBridgeClient:
-    return boto3.client("events", config=_CONFIG)
+    return boto3.client("events", config=_config())
 
 
 @lru_cache(maxsize=1)
 def secretsmanager() -> SecretsManagerClient:
-    return boto3.client("secretsmanager", config=_CONFIG)
+    return boto3.client("secretsmanager", config=_config())
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests start a fresh emulator per test)."""
     _generation[0] += 1
-    for getter in (events, secretsmanager):
+    for getter in (events, secretsmanager, _config):
         getter.cache_clear()
 
 

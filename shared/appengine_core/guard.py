@@ -65,3 +65,10 @@ def require_role(principal: Principal, *roles: str) -> None:
 def require_permission(principal: Principal, permission: str) -> None:
     if not principal.has_permission(permission):
         raise Forbidden(f"needs the {permission} permission")
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    """Key scopes, checked once per request for every route (contract §1): ``read`` keys call reading
+    routes only; everything else needs ``write``. Person tokens carry no scopes."""
+    if principal.scopes is not None and scope not in principal.scopes:
+        raise Forbidden(f"this API key lacks the {scope} scope")

@@ -73,8 +73,5 @@ class Principal(BaseModel):
         return self.platform_root or any(role in self.roles for role in roles)
 
     def has_permission(self, permission: str) -> bool:
-        if self.scopes is not None:
-            needed_scope = "read" if permission == "read" else "write"
-            if needed_scope not in self.scopes:
-                return False
+        # Key scopes are not permissions: the edge checks them once per request (guard.require_scope).
         return self.platform_root or permission in self.permissions

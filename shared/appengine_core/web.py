@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -25,7 +25,13 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from appengine_core.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
-from appengine_core.guard import require_orgid, require_permission, require_principal, require_role
+from appengine_core.guard import (
+    require_orgid,
+    require_permission,
+    require_principal,
+    require_role,
+    require_scope,
+)
 from appengine_core.metering import UsageMeter
 from appengine_core.principal import Principal
 
@@ -115,6 +121,12 @@ def create_resolver(logger: Logger) -> APIGatewayRestResolver:
     """A REST-API resolver with request validation and the contract's error mapping installed."""
     app = APIGatewayRestResolver(enable_validation=True)
 
+    def internal_error() -> Response[Any]:
+        # The stack trace goes to the log under the request id, never to the caller.
+        logger.exception("unhandled error")
+        body = error_body(500, "internal_error", "unexpected error", _request_id(app))
+        return json_response(500, body)
+
     @app.exception_handler(DomainError)
     def _domain_error(error: DomainError) -> Response[Any]:
         if http_status_of(error) >= 500:
@@ -137,16 +149,28 @@ def create_resolver(logger: Logger) -> APIGatewayRestResolver:
         message = "the request body must be JSON (content-type: application/json)"
         return json_response(400, error_body(400, "invalid_json", message, _request_id(app)))
 
+    @app.exception_handler([RecursionError, ValueError])
+    def _beyond_the_json_parser(error: Exception) -> Response[Any]:
+        # Python's JSON parser gives up, before any model sees the body, on nesting hundreds of levels
+        # deep and on integers of thousands of digits. DynamoDB takes neither (32 levels, 38 digits), so
+        # such a body is invalid input (422). Any other ValueError is a defect: 500 as everywhere else.
+        if isinstance(error, RecursionError):
+            problem = "nested too deeply (DynamoDB stops at 32 levels)"
+        elif "integer string conversion" in str(error):
+            problem = "a number of more than 38 digits"
+        else:
+            return internal_error()
+        details = [{"field": "body", "problem": problem}]
+        body = error_body(422, "validation_error", "the request is invalid", _request_id(app), details)
+        return json_response(422, body)
+
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
         return json_response(404, error_body(404, "not_found", "no such route", _request_id(app)))
 
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response[Any]:
-        # The stack trace goes to the log under the request id, never to the caller.
-        logger.exception("unhandled error")
-        body = error_body(500, "internal_error", "unexpected error", _request_id(app))
-        return json_response(500, body)
+        return internal_error()
 
     return app
 
@@ -164,6 +188,9 @@ class Access:
     permission: str | None = None
     # roles OR this permission (e.g. API keys: ConfigAdmin/RootAdmin, or anyone with ``create``)
     or_permission: str | None = None
+    # A reading route (contract §1): a ``read``-scoped key may call it. None: every GET reads, nothing
+    # else does; the POST routes that only read (finds, pricing, shipping options) say ``reads=True``.
+    reads: bool | None = None
 
 
 PUBLIC = Access(public=True)
@@ -198,6 +225,8 @@ class HttpFunction:
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         # Powertools writes path parameters as <name>; API Gateway's resource (and the template) as {name}.
         resource = re.sub(r"<(\w+)>", r"{\1}", path)
+        if access.reads is None:
+            access = replace(access, reads=method.upper() == "GET")
         self._access[(method.upper(), resource)] = access
         return self.app.route(path, method.upper(), **kwargs)
 
@@ -241,6 +270,7 @@ class HttpFunction:
         principal, orgid = require_principal(proxy, kinds=access.kinds)
         if principal.credential not in access.credentials:
             raise Forbidden(f"this route does not take {principal.credential} credentials")
+        require_scope(principal, "read" if access.reads else "write")
         holds_alternative = access.or_permission is not None and principal.has_permission(
             access.or_permission
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appengine_core import errors
+from appengine_core.guard import require_scope
 from appengine_core.principal import Principal
 from appengine_core.web import error_body
 
@@ -33,7 +34,19 @@ def test_an_empty_scope_list_still_limits_the_key() -> None:
     )
     restored = Principal.from_context(principal.to_context())
     assert restored.scopes == ()
-    assert not restored.has_permission("read")
+    # Scopes are checked at the edge, once per request, for reading and writing routes alike
+    for scope in ("read", "write"):
+        with pytest.raises(errors.Forbidden):
+            require_scope(restored, scope)
+
+
+def test_scopes_narrow_keys_and_leave_person_tokens_alone() -> None:
+    reader = Principal(kind="user", principal_id="acme:user:1", orgid="acme", scopes=("read",))
+    person = Principal(kind="user", principal_id="acme:user:1", orgid="acme")
+    require_scope(reader, "read")
+    with pytest.raises(errors.Forbidden):
+        require_scope(reader, "write")
+    require_scope(person, "write")
 
 
 @pytest.mark.parametrize(
