@@ -6,9 +6,9 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from appengine_core.directory import NewUser
+from appengine_core.directory import CustomerProfile, NewUser
 from appengine_core.metering import UsageMeter
 from appengine_core.pagination import PageRequest
 from appengine_core.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
@@ -16,8 +16,9 @@ from appengine_core.web import CUSTOMER, SIGNED_IN, Access, HttpFunction, create
 
 api = HttpFunction("profile")
 app = api.app
-USER_ADMIN = Access(kinds=("user",), roles=USER_ADMIN_ROLES)
-USER_LISTING = Access(kinds=("user",), roles=USER_LIST_ROLES, permission="read")
+# Managing users takes a person's token: an API key never administers (contract §1).
+USER_ADMIN = Access(kinds=("user",), credentials=("jwt",), roles=USER_ADMIN_ROLES)
+USER_LISTING = Access(kinds=("user",), credentials=("jwt",), roles=USER_LIST_ROLES, permission="read")
 
 
 @cache
@@ -43,7 +44,7 @@ def customer_profile() -> dict[str, Any]:
 
 
 @api.post("/profile/customer/update", CUSTOMER, summary="Update the customer's own profile", tags=["profile"])
-def update_customer_profile(changes: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def update_customer_profile(changes: CustomerProfile) -> dict[str, Any]:
     principal, _ = api.principal()
     return profile_service().update_customer_profile(principal, changes).model_dump()
 

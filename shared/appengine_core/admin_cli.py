@@ -12,15 +12,22 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
+from boto3.dynamodb.conditions import Attr
 
+from appengine_core import aws
 from appengine_core.directory import CONTENT_PERMISSIONS, DirectoryService, NewUser
 from appengine_core.errors import Conflict
 from appengine_core.jobs import JOBS
+from appengine_core.memberships import Membership, memberships_of
+from appengine_core.records import utc_now_iso
 from appengine_core.seed import apply_seed, read_seed_file
 from appengine_core.settings import get_settings
+from appengine_core.store import ConditionFailed, TenantStore, Update
+from appengine_core.tenancy import TenantKey
 
 _STACK_OUTPUTS = {
     "TableName": "APPENGINE_TABLE",
@@ -75,6 +82,85 @@ def _rotate(args: argparse.Namespace) -> dict[str, Any]:
     return {"rotated": KeyStore().rotate(force=args.force)}
 
 
+LEGACY_RIGHTS_FIELDS = ("roles", "permissions", "disabled")
+MIGRATION_ATTEMPTS = 5
+
+
+def migrated_user_data(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A legacy User's ``data`` in the membership shape, or None when it is in that shape already.
+
+    Legacy rights (``roles`` / ``permissions.content`` / ``disabled`` at the top level) applied to every
+    org of ``orgs``: each org without a stored membership gets them; a stored membership is kept.
+    """
+    stored = data.get("memberships")
+    orgs = [str(o) for o in data.get("orgs") or ()]
+    has_legacy = any(field in data for field in LEGACY_RIGHTS_FIELDS)
+    if isinstance(stored, Mapping) and not has_legacy and all(org in stored for org in orgs):
+        return None
+    legacy = memberships_of({k: v for k, v in data.items() if k != "memberships"})
+    current = memberships_of(data) if isinstance(stored, Mapping) else legacy
+    by_org = {org: current.of(org) or legacy.of(org) or Membership() for org in orgs}
+    migrated = {k: v for k, v in data.items() if k not in LEGACY_RIGHTS_FIELDS}
+    migrated["memberships"] = {org: membership.to_item() for org, membership in by_org.items()}
+    return migrated
+
+
+def _migrate_user(store: TenantStore, key: TenantKey) -> str:
+    """One User item rewritten with a version check; a concurrent change is read again and retried."""
+    for _ in range(MIGRATION_ATTEMPTS):
+        item = store.get(key, consistent=True)
+        if item is None:
+            return "current"
+        migrated = migrated_user_data(item.get("data") or {})
+        if migrated is None:
+            return "current"
+        version = int(item.get("version", 0))
+        try:
+            store.update(
+                Update(
+                    key,
+                    "SET #data = :data, #version = :next, modifydate = :now",
+                    values={":data": migrated, ":next": version + 1, ":now": utc_now_iso(), ":v": version},
+                    names={"#data": "data", "#version": "version"},
+                    condition="#version = :v",
+                ),
+                return_new=False,
+            )
+        except ConditionFailed:
+            continue
+        return "migrated"
+    return "conflicts"
+
+
+def migrate_memberships() -> dict[str, int]:
+    """Rewrites every legacy User item into per-org memberships; running it again changes nothing.
+
+    An offline operator command, so it may Scan: no request path ever does.
+    """
+    table = aws.dynamodb().Table(get_settings().table_name)
+    store = TenantStore()
+    report = {"examined": 0, "migrated": 0, "current": 0, "conflicts": 0}
+    scan: dict[str, Any] = {"FilterExpression": Attr("datatype").eq("user"), "ProjectionExpression": "SK"}
+    while True:
+        page = table.scan(**scan)
+        for raw in page.get("Items", []):
+            try:
+                key = TenantKey.parse(str(raw["SK"]))
+            except ValueError:
+                continue
+            if key.collection != "user":
+                continue
+            report["examined"] += 1
+            report[_migrate_user(store, key)] += 1
+        if "LastEvaluatedKey" not in page:
+            return report
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _migrate(args: argparse.Namespace) -> dict[str, Any]:
+    return migrate_memberships()
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="appengine-admin", description=__doc__)
     root.add_argument("--stack", help="CloudFormation stack to read table, bus and secret from")
@@ -98,6 +184,11 @@ def parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-signing-key", help="create the first signing key, or rotate")
     rotate.add_argument("--force", action="store_true", help="rotate even if the current key is young")
     rotate.set_defaults(run=_rotate)
+    migrate = commands.add_parser(
+        "migrate-memberships",
+        help="rewrite legacy users (global roles) into per-org memberships; safe to run again",
+    )
+    migrate.set_defaults(run=_migrate)
     return root
 
 

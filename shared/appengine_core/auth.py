@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from appengine_core.directory import DirectoryService, NewCustomer, NewUser, PrincipalKind, public_record
 from appengine_core.errors import Forbidden, InvalidCredentials, NotFound, Unauthorized
 from appengine_core.events import EventPublisher, publish_best_effort
+from appengine_core.memberships import effective_membership, user_data_for_org
 from appengine_core.passwords import MAX_PASSWORD_LENGTH, verify_password
 from appengine_core.principal import Principal
 from appengine_core.records import Record
@@ -68,6 +69,14 @@ class SignedIn(BaseModel):
         return fields | {"data": fields | {"refresh_token": self.refresh_token}}
 
 
+def shown_to_self(record: Record, orgid: str) -> Record:
+    """A principal's own record as a call on ``orgid`` shows it: a User sees the roles, permissions and
+    ``disabled`` of that org's membership (contract §1), and the list of its own orgs."""
+    if record.datatype != "user":
+        return record
+    return record.model_copy(update={"data": user_data_for_org(record.data, orgid, own=True)})
+
+
 class AuthService:
     def __init__(
         self,
@@ -101,7 +110,7 @@ class AuthService:
             )
             raise InvalidCredentials()
         record = public_record(item)
-        if record.data.get("disabled"):
+        if not self._may_act_on(kind, record, orgid):
             self._emit("auth.sign_in_failed", orgid, kind=kind, principal=record.sk, reason="disabled")
             raise InvalidCredentials("this account is disabled")
         if new_hash:
@@ -156,7 +165,18 @@ class AuthService:
         )
         token, _ = self._tokens.issue(subject=record.sk, kind=kind, session_id=session.id, orgid=record.orgid)
         self._emit("auth.signed_in", orgid, kind=kind, principal=record.sk, session=session.id, method=method)
-        return SignedIn(kind=kind, token=token, refresh_token=refresh.value, principal=record)
+        return SignedIn(
+            kind=kind, token=token, refresh_token=refresh.value, principal=shown_to_self(record, orgid)
+        )
+
+    @staticmethod
+    def _may_act_on(kind: PrincipalKind, record: Record, orgid: str) -> bool:
+        """A customer is disabled as a whole; a User per org (its membership of ``orgid``, or its platform
+        membership for a platform root), so a User disabled in one org still signs in to its others."""
+        if kind == "customer":
+            return not record.data.get("disabled")
+        membership, _ = effective_membership(record.data, orgid, get_settings().platform_orgid)
+        return membership is not None
 
     # -- refresh and sign-out ------------------------------------------------------------------
     def refresh(self, kind: PrincipalKind, orgid: str, request: RefreshRequest) -> SignedIn:
@@ -168,10 +188,10 @@ class AuthService:
             # A User token at a customer endpoint (or the reverse) is refused without touching the family.
             raise Unauthorized("invalid refresh token")
         item = self._directory.get_principal(str(session["principal"]))
-        if item is None or (item.get("data") or {}).get("disabled"):
+        if item is None:
             raise Unauthorized("invalid refresh token")
         record = public_record(item)
-        if kind == "customer" and record.orgid != orgid:
+        if (kind == "customer" and record.orgid != orgid) or not self._may_act_on(kind, record, orgid):
             raise Unauthorized("invalid refresh token")
         outcome, successor = self._sessions.refresh(token)
         if outcome == "reuse":
@@ -183,7 +203,9 @@ class AuthService:
         access, _ = self._tokens.issue(
             subject=record.sk, kind=kind, session_id=token.session_id, orgid=record.orgid
         )
-        return SignedIn(kind=kind, token=access, refresh_token=successor.value, principal=record)
+        return SignedIn(
+            kind=kind, token=access, refresh_token=successor.value, principal=shown_to_self(record, orgid)
+        )
 
     def sign_out(self, principal: Principal, orgid: str) -> None:
         if principal.session_id is None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from appengine_core.apikeys import KeyAuthenticator, is_well_formed
 from appengine_core.errors import Forbidden, Unauthorized
-from appengine_core.principal import ADMIN_ROLES, Principal
+from appengine_core.memberships import effective_membership
+from appengine_core.principal import Principal
 from appengine_core.sessions import session_key
 from appengine_core.settings import get_settings
 from appengine_core.store import TenantStore
@@ -41,26 +42,27 @@ class AuthorizerService:
     def decide(self, headers: Mapping[str, str]) -> Principal:
         lowered = {k.lower(): v for k, v in headers.items()}
         orgid = (lowered.get("orgid") or "").strip()
-        person_token = bearer(lowered.get("x-client-authorization")) or bearer(lowered.get("authorization"))
+        client_token = bearer(lowered.get("x-client-authorization"))
+        authorization = bearer(lowered.get("authorization"))
+        if client_token and authorization:
+            # Beside a person's token, ``Authorization`` carries the calling application's credential: it
+            # is verified, never ignored (contract §1). Until app tokens exist (issue #16) the only valid
+            # credential it can hold is an access token; anything else is 401.
+            self._tokens.verify(authorization)
+        person_token = client_token or authorization
         if person_token:
-            principal, orgs = self._from_jwt(self._tokens.verify(person_token))
-        elif lowered.get("x-api-key"):
+            return self._from_jwt(self._tokens.verify(person_token), orgid)
+        if lowered.get("x-api-key"):
             if not is_well_formed(lowered["x-api-key"].strip()):
                 raise Unauthorized("malformed API key")
             if not is_valid_orgid(orgid):
                 # A key resolves only within its org: without one the guard answers 400.
                 return Principal(kind="user", principal_id="-", orgid=None, credential="apikey", scopes=())
             return self._keys.authenticate(lowered["x-api-key"].strip(), orgid)
-        else:
-            raise Unauthorized()
-        if not is_valid_orgid(orgid):
-            return principal
-        if not (principal.platform_root or orgid in orgs):
-            raise Forbidden("the credential may not act on this org")
-        return principal.model_copy(update={"orgid": orgid})
+        raise Unauthorized()
 
-    def _from_jwt(self, claims: AccessClaims) -> tuple[Principal, list[str]]:
-        """The principal behind a verified token and the orgs it may act on."""
+    def _from_jwt(self, claims: AccessClaims, orgid: str) -> Principal:
+        """The principal behind a verified token, acting on ``orgid``."""
         try:
             key = TenantKey.parse(claims.sub)
         except ValueError as exc:
@@ -73,7 +75,8 @@ class AuthorizerService:
         found = self._store.batch_get([key, session_of_token])
         item, session = found.get(key.sort), found.get(session_of_token.sort)
         data: dict[str, Any] = (item or {}).get("data") or {}
-        if not item or data.get("disabled"):
+        # A customer's ``disabled`` is its own; a User's is per membership (checked below: 403).
+        if not item or (claims.kind == "customer" and data.get("disabled")):
             raise Unauthorized()
         if (
             not session
@@ -86,17 +89,33 @@ class AuthorizerService:
         if claims.kind == "customer":
             if claims.org != key.orgid:
                 raise Unauthorized()
-            principal = Principal(kind="customer", principal_id=claims.sub, orgid=None, session_id=claims.sid)
-            return principal, [key.orgid]
-        roles = tuple(str(r) for r in data.get("roles") or ())
-        orgs = [str(o) for o in data.get("orgs") or ()]
-        principal = Principal(
-            kind="user",
-            principal_id=claims.sub,
-            orgid=None,
-            roles=roles,
-            permissions=tuple(str(p) for p in (data.get("permissions") or {}).get("content") or ()),
-            platform_root=get_settings().platform_orgid in orgs and bool(ADMIN_ROLES & set(roles)),
-            session_id=claims.sid,
-        )
-        return principal, orgs
+            if not is_valid_orgid(orgid):
+                return Principal(kind="customer", principal_id=claims.sub, orgid=None, session_id=claims.sid)
+            if orgid != key.orgid:
+                raise Forbidden("the credential may not act on this org")
+            return Principal(kind="customer", principal_id=claims.sub, orgid=orgid, session_id=claims.sid)
+        return user_principal(claims.sub, data, orgid, session_id=claims.sid)
+
+
+def user_principal(
+    principal_id: str, data: Mapping[str, Any], orgid: str, *, session_id: str | None
+) -> Principal:
+    """A User acting on ``orgid`` with that org's membership only (contract §1), or with its platform
+    membership when it is a platform root. 403 when it is not an enabled member of ``orgid``.
+
+    Without a valid orgid the principal carries no rights: the guard answers 400 ``orgid_required``.
+    """
+    if not is_valid_orgid(orgid):
+        return Principal(kind="user", principal_id=principal_id, orgid=None, session_id=session_id)
+    membership, platform_root = effective_membership(data, orgid, get_settings().platform_orgid)
+    if membership is None:
+        raise Forbidden("the credential may not act on this org")
+    return Principal(
+        kind="user",
+        principal_id=principal_id,
+        orgid=orgid,
+        roles=membership.roles,
+        permissions=membership.permissions,
+        platform_root=platform_root,
+        session_id=session_id,
+    )

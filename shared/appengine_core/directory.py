@@ -2,7 +2,9 @@
 
 Layout (all keys tenant-scoped, see ``tenancy``):
 - org:                 ``<org>:#org:<org>``
-- User record:         ``<home org>:user:<id>`` (BaseModel, ``data.orgs`` lists the orgs it may act on)
+- User record:         ``<home org>:user:<id>`` (BaseModel; ``data.orgs`` lists its orgs and
+                       ``data.memberships`` its roles, permissions and ``disabled`` per org, see
+                       ``memberships``)
 - User email index:    ``<org>:#user-email:<email>`` for every org in ``data.orgs`` -> the User's sk
 - User membership:     ``<org>:#member:<user id>`` for every org in ``data.orgs`` (the org's user list;
                        resolves a user id within an org), counted in ``<org>:#count:user``
@@ -14,11 +16,14 @@ transaction as the record.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from appengine_core.errors import Conflict, NotFound
+from appengine_core.errors import Conflict, NotFound, ValidationFailed
+from appengine_core.limits import check_storable
+from appengine_core.memberships import Membership
 from appengine_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from appengine_core.records import Record, new_id, utc_now_iso
 from appengine_core.repository import counter_key
@@ -33,6 +38,38 @@ EMAIL = re.compile(r"^[^@\s:]{1,64}@[^@\s:]{1,255}\.[^@\s:]{1,63}$")
 ORG_COLLECTION = "#org"
 MEMBER_COLLECTION = "#member"
 SECRET_ATTRIBUTES = ("passwordHash",)
+# Fields that only the service writes: a body naming one of them is refused (422), never stored in
+# ``data`` where it could pass for authority (contract §4).
+SYSTEM_FIELDS = frozenset(
+    {
+        "roles",
+        "orgs",
+        "permissions",
+        "memberships",
+        "disabled",
+        "pk",
+        "sk",
+        "PK",
+        "SK",
+        "passwordHash",
+        "password_hash",
+        "datatype",
+        "version",
+        "state",
+        "author",
+        "owner",
+        "requiredRole",
+        "createdate",
+        "modifydate",
+        "email_verified",
+        "emailVerified",
+        "twoFactor",
+        "totpSecret",
+    }
+)
+MAX_METADATA_BYTES = 16 * 1024
+MAX_ADDRESS_BYTES = 4 * 1024
+MAX_EXTRA_PROFILE_BYTES = 16 * 1024
 
 
 def normalize_permissions(value: Any) -> list[str]:
@@ -95,10 +132,19 @@ class Org(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+def _storable(value: Any, field: str, max_bytes: int) -> Any:
+    """``limits.check_storable`` as a pydantic validator: its 422 becomes a validation error."""
+    try:
+        return check_storable(value, field, max_bytes=max_bytes)
+    except ValidationFailed as refusal:
+        problem = (refusal.details or [{}])[0].get("problem", "cannot be stored")
+        raise ValueError(str(problem)) from refusal
+
+
 class NewPrincipal(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
-    email: str
+    email: str = Field(max_length=320)
     # SecretStr: never shown by repr or logs (Powertools logs handler arguments at DEBUG).
     password: SecretStr = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     firstName: str | None = Field(default=None, max_length=200)  # noqa: N815
@@ -115,9 +161,9 @@ class NewPrincipal(BaseModel):
 
 
 class NewUser(NewPrincipal):
-    roles: list[str] = Field(default_factory=lambda: ["User"])
+    roles: list[str] = Field(default_factory=lambda: ["User"], max_length=50)
     permissions: list[str] = Field(default_factory=lambda: ["read"])
-    orgs: list[str] | None = None
+    orgs: list[str] | None = Field(default=None, max_length=100)
 
     @field_validator("roles")
     @classmethod
@@ -139,9 +185,61 @@ class NewUser(NewPrincipal):
             return None
         return list(dict.fromkeys(validate_orgid(o) for o in value))
 
+    @model_validator(mode="after")
+    def _no_system_fields(self) -> NewUser:
+        # Other profile fields AppEngine's clients send are kept in ``data``; authority never is.
+        extra = dict(self.model_extra or {})
+        reserved = sorted(SYSTEM_FIELDS & set(extra))
+        if reserved:
+            raise ValueError(f"fields the service sets itself: {', '.join(reserved)}")
+        if extra:
+            _storable(extra, "body", MAX_EXTRA_PROFILE_BYTES)
+        return self
 
-class NewCustomer(NewPrincipal):
-    pass
+    def profile_data(self) -> dict[str, Any]:
+        """Profile fields for ``data``: rights live in the memberships, never at the top level."""
+        return self.model_dump(exclude={"password", "roles", "permissions", "orgs"}, exclude_none=True)
+
+    def membership(self) -> Membership:
+        return Membership(roles=tuple(self.roles), permissions=tuple(self.permissions))
+
+
+class CustomerProfile(BaseModel):
+    """The fields a customer sets on itself, at sign-up or later (contract §4): nothing else."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    firstName: str | None = Field(default=None, max_length=200)  # noqa: N815
+    lastName: str | None = Field(default=None, max_length=200)  # noqa: N815
+    phone: str | None = Field(default=None, max_length=50)
+    address: str | dict[str, Any] | None = Field(default=None, max_length=1000)
+    avatar: str | None = Field(default=None, max_length=2048)
+    locale: str | None = Field(default=None, max_length=35)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        return _storable(value, "address", MAX_ADDRESS_BYTES) if isinstance(value, dict) else value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _storable(value, "metadata", MAX_METADATA_BYTES)
+
+
+class NewCustomer(CustomerProfile):
+    email: str = Field(max_length=320)
+    password: SecretStr = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalize_email(value)
+
+    def profile_data(self) -> dict[str, Any]:
+        """Payload fields for ``data``: everything given except the password."""
+        return self.model_dump(exclude={"password"}, exclude_none=True)
 
 
 class DirectoryService:
@@ -164,16 +262,22 @@ class DirectoryService:
         return Org.model_validate(item) if item else None
 
     # -- principals ----------------------------------------------------------------------------
-    def create_user(self, home_orgid: str, new: NewUser, *, author: str | None = None) -> Record:
+    def create_user(
+        self,
+        home_orgid: str,
+        new: NewUser,
+        *,
+        author: str | None = None,
+        memberships: Mapping[str, Membership] | None = None,
+    ) -> Record:
+        """A User with a membership in every org of ``new.orgs`` (the home org first if missing): the
+        roles and permissions of ``new``, unless ``memberships`` names that org."""
         orgs = new.orgs or [home_orgid]
         if home_orgid not in orgs:
             orgs = [home_orgid, *orgs]
-        data = new.profile_data() | {
-            "orgs": orgs,
-            "roles": new.roles,
-            "permissions": {"content": new.permissions},
-            "disabled": False,
-        }
+        default = new.membership()
+        by_org = {org: (memberships or {}).get(org, default) for org in orgs}
+        data = new.profile_data() | {"orgs": orgs, "memberships": {o: m.to_item() for o, m in by_org.items()}}
         record = Record.new(orgid=home_orgid, datatype="user", data=data, name=new.email, author=author)
         operations: list[Any] = [
             Put(

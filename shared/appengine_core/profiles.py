@@ -1,13 +1,23 @@
-"""Who am I, customer self-service, and staff user management (contract §4)."""
+"""Who am I, customer self-service, and staff user management (contract §4).
+
+Staff user management follows the admin rank of contract §1, org by org: in each org it touches, the
+actor must be an admin there (its own membership, or its platform membership for a platform root), may
+grant only roles ranked at or below its own highest role there and only permissions it holds there, may
+change only users ranked at or below it there, and never changes its own roles, permissions or
+``disabled``. A change made in one org never changes a membership in another.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from appengine_core.auth import shown_to_self
 from appengine_core.directory import (
     ROLE_NAME,
+    CustomerProfile,
     DirectoryService,
     NewUser,
     membership_removals,
@@ -15,9 +25,11 @@ from appengine_core.directory import (
     normalize_permissions,
     public_record,
 )
-from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed, invalid_field
+from appengine_core.errors import Conflict, Forbidden, NotFound, invalid_field
 from appengine_core.events import EventPublisher, publish_best_effort
 from appengine_core.guard import require_permission, require_role
+from appengine_core.limits import check_storable
+from appengine_core.memberships import Membership, memberships_of, role_rank, user_data_for_org
 from appengine_core.pagination import PageRequest, fetch_page
 from appengine_core.principal import Principal
 from appengine_core.records import Record, utc_now_iso
@@ -29,18 +41,16 @@ from appengine_core.web import list_envelope
 
 USER_ADMIN_ROLES = ("RootAdmin", "ConfigAdmin")
 USER_LIST_ROLES = ("RootSystem", "RootAdmin", "RootPowerUser")
-# Profile fields a customer may not set on itself.
-RESERVED_PROFILE_FIELDS = frozenset(
-    {"email", "password", "passwordHash", "disabled", "orgs", "roles", "permissions"}
-)
+# Legacy top-level rights: a User written again is written in the membership shape only.
+LEGACY_RIGHTS_FIELDS = ("roles", "permissions", "disabled")
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    roles: list[str] | None = None
+    roles: list[str] | None = Field(default=None, max_length=50)
     permissions: list[str] | None = None
-    orgs: list[str] | None = Field(default=None, min_length=1)
+    orgs: list[str] | None = Field(default=None, min_length=1, max_length=100)
     disabled: bool | None = None
     firstName: str | None = Field(default=None, max_length=200)  # noqa: N815
     lastName: str | None = Field(default=None, max_length=200)  # noqa: N815
@@ -93,21 +103,19 @@ class ProfileService:
         return public_record(item)
 
     def whoami(self, principal: Principal, orgid: str) -> dict[str, Any]:
-        return {"kind": principal.kind, "orgid": orgid, "principal": self._own_record(principal).model_dump()}
+        record = shown_to_self(self._own_record(principal), orgid)
+        return {"kind": principal.kind, "orgid": orgid, "principal": record.model_dump()}
 
     def customer_profile(self, principal: Principal) -> Record:
         return self._own_record(principal)
 
-    def update_customer_profile(self, principal: Principal, changes: dict[str, Any]) -> Record:
-        reserved = sorted(RESERVED_PROFILE_FIELDS & set(changes))
-        if reserved:
-            raise ValidationFailed(
-                details=[{"field": f, "problem": "cannot be changed here"} for f in reserved]
-            )
-        if not changes:
+    def update_customer_profile(self, principal: Principal, changes: CustomerProfile) -> Record:
+        fields = changes.model_dump(exclude_unset=True)
+        if not fields:
             raise invalid_field("body", "nothing to update")
         record = self._own_record(principal)
-        return self._write_user_like(record, record.data | changes, [])
+        data = check_storable(record.data | fields, "body")
+        return self._write_user_like(record, data, [])
 
     # -- staff user management -----------------------------------------------------------------
     def create_user(self, actor: Principal, orgid: str, new: NewUser) -> Record:
@@ -115,7 +123,12 @@ class ProfileService:
         orgs = new.orgs or [orgid]
         if orgid not in orgs:
             orgs = [orgid, *orgs]
-        self._check_grants(actor, new.roles, set(orgs))
+        grant = new.membership()
+        actor_data = self._actor_data(actor, orgid, orgs)
+        for org in orgs:
+            self._check_grant(
+                actor, org, self._admin_membership(actor, orgid, org, actor_data), Membership(), grant
+            )
         record = self._directory.create_user(
             orgid, new.model_copy(update={"orgs": orgs}), author=actor.principal_id
         )
@@ -128,7 +141,7 @@ class ProfileService:
             roles=new.roles,
             orgs=orgs,
         )
-        return record
+        return shown_in_org(record, orgid)
 
     def list_org_users(
         self, actor: Principal, orgid: str, path_orgid: str, page: PageRequest
@@ -145,7 +158,10 @@ class ProfileService:
         )
         keys = [TenantKey.parse(str(item["principal"])) for item in result.items]
         found = self._store.batch_get(keys)
-        users = [public_record(found[k.sort]).model_dump() for k in keys if k.sort in found]
+        # Each user as this org sees it: its membership here, never its other orgs (contract §1).
+        users = [
+            shown_in_org(public_record(found[k.sort]), orgid).model_dump() for k in keys if k.sort in found
+        ]
         total = int((self._store.get(counter_key(orgid, "user")) or {}).get("total", 0))
         return list_envelope(
             users,
@@ -168,34 +184,40 @@ class ProfileService:
         record = public_record(item)
         if update.version is not None and update.version != record.version:
             raise Conflict("the user was changed since you read it (stale version)")
-        if record.sk == actor.principal_id and (
-            update.disabled or (update.roles is not None and not set(USER_ADMIN_ROLES) & set(update.roles))
-        ):
-            # Lockout guard: another admin (or a platform root) must do this.
-            raise Forbidden("you cannot disable yourself or drop your own admin role")
+        is_self = record.sk == actor.principal_id
         current_orgs = [str(o) for o in record.data.get("orgs") or []]
-        if not actor.platform_root and self._is_platform_member(current_orgs):
+        platform = get_settings().platform_orgid
+        if not actor.platform_root and not is_self and platform in current_orgs:
             raise Forbidden("only a platform root may change a platform user")
-        data = dict(record.data)
+        memberships = dict(memberships_of(record.data).by_org)
+        mine = self._admin_membership(actor, orgid, orgid, {})
+        here = memberships.get(orgid, Membership())
+        if not is_self:
+            self._check_target(orgid, mine, here)
+        changed = here.model_copy(
+            update={
+                k: v
+                for k, v in {
+                    "roles": None if update.roles is None else tuple(dict.fromkeys(update.roles)),
+                    "permissions": None if update.permissions is None else tuple(update.permissions),
+                    "disabled": update.disabled,
+                }.items()
+                if v is not None
+            }
+        )
+        if changed != here:
+            if is_self:
+                raise Forbidden("nobody changes its own roles, permissions or disabled flag")
+            self._check_grant(actor, orgid, mine, here, changed)
+            memberships[orgid] = changed
+        orgs = current_orgs
         operations: list[Operation] = []
-        if update.roles is not None:
-            data["roles"] = list(dict.fromkeys(update.roles))
-        if update.permissions is not None:
-            data["permissions"] = {"content": update.permissions}
-        if update.orgs is not None:
-            if record.orgid not in update.orgs:
-                raise invalid_field("orgs", "cannot remove the user's home org")
-            added, removed = set(update.orgs) - set(current_orgs), set(current_orgs) - set(update.orgs)
-            self._check_grants(actor, data.get("roles") or [], added | removed)
-            email = str(data["email"])
-            for org in sorted(added):
-                operations.extend(membership_writes(org, record.sk, email))
-            for org in sorted(removed):
-                operations.extend(membership_removals(org, record.sk, email))
-            data["orgs"] = update.orgs
-        elif update.roles is not None:
-            self._check_grants(actor, data["roles"], set())
-        for field in ("disabled", "firstName", "lastName"):
+        if update.orgs is not None and update.orgs != current_orgs:
+            orgs, operations = self._change_orgs(actor, orgid, record, update.orgs, changed, memberships)
+        data = {k: v for k, v in record.data.items() if k not in LEGACY_RIGHTS_FIELDS}
+        data["orgs"] = orgs
+        data["memberships"] = {org: memberships.get(org, Membership()).to_item() for org in orgs}
+        for field in ("firstName", "lastName"):
             value = getattr(update, field)
             if value is not None:
                 data[field] = value
@@ -208,7 +230,89 @@ class ProfileService:
             actor=actor.principal_id,
             fields=sorted(update.model_dump(exclude_none=True, exclude={"version"})),
         )
-        return updated
+        return shown_in_org(updated, orgid)
+
+    def _change_orgs(
+        self,
+        actor: Principal,
+        orgid: str,
+        record: Record,
+        wanted: list[str],
+        template: Membership,
+        memberships: dict[str, Membership],
+    ) -> tuple[list[str], list[Operation]]:
+        """Memberships added and removed by ``orgs`` (each in an org where the actor is an admin): the
+        new org list, with ``memberships`` changed in place, and the writes of the member items."""
+        if record.orgid not in wanted:
+            raise invalid_field("orgs", "cannot remove the user's home org")
+        if record.sk == actor.principal_id:
+            raise Forbidden("nobody changes its own memberships")
+        current = [str(o) for o in record.data.get("orgs") or []]
+        added = [o for o in wanted if o not in current]
+        removed = [o for o in current if o not in wanted]
+        actor_data = self._actor_data(actor, orgid, added + removed)
+        # A new membership gets the rights this update gives in the org of the call (never disabled).
+        grant = Membership(roles=template.roles, permissions=template.permissions)
+        operations: list[Operation] = []
+        email = str(record.data["email"])
+        for org in added:
+            self._check_grant(
+                actor, org, self._admin_membership(actor, orgid, org, actor_data), Membership(), grant
+            )
+            memberships[org] = grant
+            operations.extend(membership_writes(org, record.sk, email))
+        for org in removed:
+            self._check_target(
+                org, self._admin_membership(actor, orgid, org, actor_data), memberships.get(org)
+            )
+            memberships.pop(org, None)
+            operations.extend(membership_removals(org, record.sk, email))
+        return wanted, operations
+
+    # -- the admin rank ------------------------------------------------------------------------
+    def _actor_data(self, actor: Principal, orgid: str, orgs: list[str]) -> Mapping[str, Any]:
+        """The actor's stored ``data``, read only when it acts on orgs beyond the org of the call (its
+        rights there are not in the principal)."""
+        if actor.platform_root or all(org == orgid for org in orgs):
+            return {}
+        item = self._directory.get_principal(actor.principal_id, consistent=True) or {}
+        data: Mapping[str, Any] = item.get("data") or {}
+        return data
+
+    @staticmethod
+    def _admin_membership(
+        actor: Principal, orgid: str, org: str, actor_data: Mapping[str, Any]
+    ) -> Membership:
+        """The actor's rights in ``org``: 403 unless it is an admin there. A platform root acts with its
+        platform membership everywhere; in the org of the call the principal carries the membership."""
+        if actor.platform_root or org == orgid:
+            mine: Membership | None = Membership(roles=actor.roles, permissions=actor.permissions)
+        else:
+            mine = memberships_of(actor_data).of(org)
+        if mine is None or mine.disabled:
+            raise Forbidden(f"you are not a member of {org}")
+        if not actor.platform_root and not set(USER_ADMIN_ROLES) & set(mine.roles):
+            raise Forbidden(f"you are not an admin of {org}")
+        return mine
+
+    @staticmethod
+    def _check_grant(
+        actor: Principal, org: str, mine: Membership, before: Membership, after: Membership
+    ) -> None:
+        """Roles and permissions added in ``org`` must be within the actor's own there."""
+        if org == get_settings().platform_orgid and not actor.platform_root:
+            raise Forbidden("only a platform root may grant platform membership")
+        above = sorted(r for r in set(after.roles) - set(before.roles) if role_rank(r) > mine.rank)
+        if above:
+            raise Forbidden(f"you cannot grant {', '.join(above)} in {org}: it ranks above your own role")
+        missing = sorted(set(after.permissions) - set(before.permissions) - set(mine.permissions))
+        if missing:
+            raise Forbidden(f"you cannot grant permissions you do not hold in {org}: {', '.join(missing)}")
+
+    @staticmethod
+    def _check_target(org: str, mine: Membership, target: Membership | None) -> None:
+        if target is not None and target.rank > mine.rank:
+            raise Forbidden(f"the user ranks above you in {org}")
 
     # -- helpers -------------------------------------------------------------------------------
     def _write_user_like(self, record: Record, data: dict[str, Any], extra: list[Operation]) -> Record:
@@ -228,19 +332,7 @@ class ProfileService:
             raise Conflict("an email in one of the orgs is already taken, or an org does not exist") from exc
         return record.model_copy(update={"data": data, "version": record.version + 1, "modifydate": now})
 
-    def _is_platform_member(self, orgs: list[str]) -> bool:
-        return get_settings().platform_orgid in orgs
 
-    def _check_grants(self, actor: Principal, roles: list[str], orgs: set[str]) -> None:
-        """No escalation: only a platform root grants RootSystem or platform membership; a ConfigAdmin
-        cannot make RootAdmins; nobody adds users to orgs they cannot act on themselves."""
-        if actor.platform_root:
-            return
-        if "RootSystem" in roles or self._is_platform_member(sorted(orgs)):
-            raise Forbidden("only a platform root may grant RootSystem or platform membership")
-        if "RootAdmin" in roles and not actor.has_role("RootAdmin"):
-            raise Forbidden("only a RootAdmin may grant RootAdmin")
-        actor_item = self._directory.get_principal(actor.principal_id) or {}
-        allowed = set((actor_item.get("data") or {}).get("orgs") or [])
-        if not orgs <= allowed:
-            raise Forbidden("cannot grant orgs you may not act on")
+def shown_in_org(record: Record, orgid: str) -> Record:
+    """A User as a call on ``orgid`` shows it to an admin: that org's membership only (contract §1)."""
+    return record.model_copy(update={"data": user_data_for_org(record.data, orgid)})

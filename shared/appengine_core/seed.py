@@ -2,6 +2,10 @@
 
 Loading is idempotent for orgs and principals (an existing one is kept, not changed), so the same file
 can be applied again after adding entries. Records are created unless they carry an ``id`` that exists.
+
+A staff User's ``roles`` and ``permissions`` apply to every org of its ``orgs`` (the shape seed files had
+before per-org memberships); an optional ``memberships`` object gives an org its own, e.g.
+``"memberships": {"globex": {"roles": ["User"], "permissions": ["read"]}}`` (its orgs join ``orgs``).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appengine_core.directory import DirectoryService, NewCustomer, NewUser
+from appengine_core.directory import DirectoryService, NewCustomer, NewUser, normalize_permissions
 from appengine_core.errors import Conflict
+from appengine_core.memberships import Membership
 from appengine_core.repository import RecordWriter
 
 
@@ -21,6 +26,27 @@ class SeedOrg(BaseModel):
     orgid: str
     name: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class SeedMembership(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[str] = Field(default_factory=lambda: ["User"])
+    permissions: list[str] = Field(default_factory=lambda: ["read"])
+    disabled: bool = False
+
+    def membership(self) -> Membership:
+        permissions = normalize_permissions(self.permissions)
+        return Membership(roles=tuple(self.roles), permissions=tuple(permissions), disabled=self.disabled)
+
+
+class SeedUser(NewUser):
+    memberships: dict[str, SeedMembership] | None = None
+
+    def orgs_and_memberships(self) -> tuple[list[str], dict[str, Membership]]:
+        overrides = {org: m.membership() for org, m in (self.memberships or {}).items()}
+        orgs = list(dict.fromkeys([*(self.orgs or []), *overrides]))
+        return orgs, overrides
 
 
 class SeedCustomer(NewCustomer):
@@ -41,7 +67,7 @@ class SeedRecord(BaseModel):
 
 class SeedFile(BaseModel):
     orgs: list[SeedOrg] = Field(default_factory=list)
-    users: list[NewUser] = Field(default_factory=list)
+    users: list[SeedUser] = Field(default_factory=list)
     customers: list[SeedCustomer] = Field(default_factory=list)
     records: list[SeedRecord] = Field(default_factory=list)
 
@@ -76,10 +102,16 @@ def apply_seed(
     for org in seed.orgs:
         attempt("orgs", lambda org=org: directory.create_org(org.orgid, org.name, org.settings))
     for user in seed.users:
-        home = user.orgs[0] if user.orgs else None
-        if home is None:
+        orgs, overrides = user.orgs_and_memberships()
+        if not orgs:
             raise ValueError(f"seed user {user.email} lists no orgs")
-        attempt("users", lambda user=user, home=home: directory.create_user(home, user))
+        staff = NewUser.model_validate(user.model_dump(exclude={"memberships"}) | {"orgs": orgs})
+        attempt(
+            "users",
+            lambda staff=staff, home=orgs[0], overrides=overrides: directory.create_user(
+                home, staff, memberships=overrides
+            ),
+        )
     for customer in seed.customers:
         new = NewCustomer.model_validate(customer.model_dump(exclude={"orgid"}))
         attempt("customers", lambda c=customer, new=new: directory.create_customer(c.orgid, new))

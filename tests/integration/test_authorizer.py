@@ -104,15 +104,68 @@ def test_malformed_tokens_are_unauthorized(
         functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
 
 
-def test_a_disabled_user_is_refused_from_the_next_request(
+def test_a_disabled_membership_is_refused_from_the_next_request(
     functions: LocalLambda, tenants: dict[str, Record]
 ) -> None:
     from appengine_core.store import TenantStore, Update
 
+    # Given a user whose acme membership is disabled after its token was issued
     admin = tenants["acme_admin"]
     token = access_token(admin)
     TenantStore().update(
-        Update(admin.key, "SET #data.disabled = :yes", values={":yes": True}, names={"#data": "data"})
+        Update(
+            admin.key,
+            "SET #data.#m.acme.disabled = :yes",
+            values={":yes": True},
+            names={"#data": "data", "#m": "memberships"},
+        )
     )
-    with pytest.raises(Exception, match=r"^Unauthorized$"):
-        functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
+    # When it calls acme with that token, Then the authorizer denies it (403: not permitted on the org)
+    result = functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_a_shared_user_runs_with_the_membership_of_the_orgid_header_only(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    from appengine_core.directory import DirectoryService, NewUser
+    from appengine_core.memberships import Membership
+
+    # Given a user that is RootAdmin in acme, a reader in globex and disabled in neither
+    shared = DirectoryService().create_user(
+        "acme",
+        NewUser(email="shared@acme.test", password="password-123", orgs=["acme", "globex"]),
+        memberships={
+            "acme": Membership(roles=("RootAdmin",), permissions=("read", "update")),
+            "globex": Membership(roles=("User",), permissions=("read",)),
+        },
+    )
+    token = access_token(shared)
+    # When it calls each org, Then each call carries that org's roles and permissions only
+    acme = functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
+    globex = functions.invoke("AuthorizerFunction", authorizer_event(orgid="globex", Authorization=token))
+    assert (acme["context"]["roles"], acme["context"]["permissions"]) == ("RootAdmin", "read,update")
+    assert (globex["context"]["roles"], globex["context"]["permissions"]) == ("User", "read")
+    assert acme["context"]["platformRoot"] == globex["context"]["platformRoot"] == "false"
+
+
+def test_a_tenant_root_admin_with_a_platform_user_membership_is_no_platform_root(
+    functions: LocalLambda, tenants: dict[str, Record]
+) -> None:
+    from appengine_core.directory import DirectoryService, NewUser
+    from appengine_core.memberships import Membership
+
+    # Given a RootAdmin of acme that is a mere User in the platform org
+    user = DirectoryService().create_user(
+        "acme",
+        NewUser(email="tenant-root@acme.test", password="password-123", orgs=["acme", "platform"]),
+        memberships={
+            "acme": Membership(roles=("RootAdmin",), permissions=("read",)),
+            "platform": Membership(roles=("User",), permissions=("read",)),
+        },
+    )
+    # When it calls globex, Then it is denied: only a platform membership's admin role makes a root
+    result = functions.invoke(
+        "AuthorizerFunction", authorizer_event(orgid="globex", Authorization=access_token(user))
+    )
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"

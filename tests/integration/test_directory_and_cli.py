@@ -79,7 +79,8 @@ def test_cli_bootstraps_an_org_and_its_root_admin(
     output = json.loads(capsys.readouterr().out)
     assert output["orgCreated"] is True
     user = DirectoryService().find_by_email("initech", "user", "boss@initech.test")
-    assert user is not None and user["data"]["roles"] == ["RootAdmin"]
+    assert user is not None and user["data"]["memberships"]["initech"]["roles"] == ["RootAdmin"]
+    assert "roles" not in user["data"], "new Users are written in the membership shape only"
     # A second bootstrap with the same email is a clean conflict, not a crash.
     assert (
         admin_cli(

@@ -178,7 +178,8 @@ def test_a_disabled_user_stops_working_on_the_next_request(
         path_parameters={"user_id": reader.pk},
     )
     assert response["statusCode"] == 200 and body_of(response)["data"]["disabled"] is True
-    assert call(functions, "profile-whoami", reader)["statusCode"] == 401
+    # A disabled membership is a principal not permitted on that org: 403 (contract §1, §4).
+    assert call(functions, "profile-whoami", reader)["statusCode"] == 403
 
 
 def test_user_list_of_another_org_in_the_path_is_forbidden(
