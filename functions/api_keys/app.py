@@ -1,4 +1,5 @@
-"""API keys: create, list, get, regenerate, revoke (contract §5). Staff users' tokens only."""
+"""API keys: create, list, get, regenerate, revoke (contract §5). Staff users' tokens only: never an API
+key. Key admins see and revoke every key of the org, others their own; only the owner regenerates."""
 
 from __future__ import annotations
 

@@ -9,11 +9,18 @@ digits) holds everything the authorizer needs, so resolving a key is one GetItem
 with the wrong ``orgid`` can be told apart (403) from an unknown key (401). Per org,
 ``<org>:#apikey-id:<key id>`` points at the current hash (get, list, regenerate, revoke by id).
 
-Per request the authorizer then makes one transactional write: a ConditionCheck that the owner is
-unchanged and enabled (its ``version`` is snapshotted in the key) and the rate-limit update on the key
-item itself (fixed windows per minute/hour/day; the same write records ``usageCount`` and
-``lastUsedAt``), so concurrent requests can never admit more than the limit and a revocation, a
-regeneration or a disabled owner is refused from the very next request.
+A key acts as its owner with the owner's membership in the KEY'S org (contract §1, §5): the key item
+snapshots that membership (``ownerRoles``, ``ownerPermissions``, ``ownerPlatformRoot``) with the owner's
+``version``. Per request the authorizer then makes one transactional write: a ConditionCheck that the
+owner's ``version`` is unchanged and the rate-limit update on the key item itself (fixed windows per
+minute/hour/day; the same write records ``usageCount`` and ``lastUsedAt``), so concurrent requests can
+never admit more than the limit and a revocation, a regeneration or a change of the owner is acted on
+from the very next request. A changed owner is re-read: the snapshot is refreshed, or the key is refused
+(401) when the owner's membership in the key's org is disabled or gone.
+
+Only a key's owner regenerates it (a plaintext goes to nobody but the User the key acts as); key admins
+list, read and revoke every key of their org. A revoke is conditional on the id pointer still naming the
+hash it read, and is retried on a lost race, so a revoke racing a regenerate always ends revoked.
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appengine_core import aws
 from appengine_core.directory import DirectoryService
 from appengine_core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from appengine_core.events import EventPublisher, publish_best_effort
+from appengine_core.memberships import effective_membership
 from appengine_core.pagination import PageRequest, fetch_page
-from appengine_core.principal import ADMIN_ROLES, Principal
+from appengine_core.principal import Principal
 from appengine_core.records import new_id, utc_now_iso
 from appengine_core.repository import counter_key
 from appengine_core.settings import get_settings
@@ -50,6 +60,11 @@ EXPIRY_BUCKET = "apikey"
 DEFAULT_PER_MINUTE = 600
 WINDOWS: dict[str, int] = {"perMinute": 60, "perHour": 3600, "perDay": 86400}
 KEY_ADMIN_ROLES = ("RootAdmin", "ConfigAdmin")
+# A revoke that keeps losing races to regenerates gives up after this many fresh reads (only the owner
+# regenerates, one request at a time, so a few attempts always suffice in practice).
+RACE_ATTEMPTS = 8
+# Present in every snapshot of the owner's per-org rights; a key item without it predates them.
+SNAPSHOT_MARK = "ownerPlatformRoot"
 
 Scope = Literal["read", "write"]
 
@@ -205,17 +220,13 @@ class ApiKeyService:
         self._directory = directory or DirectoryService(self._store)
         self._events = events or EventPublisher()
 
-    def _owner_snapshot(self, principal: Principal) -> dict[str, Any]:
-        item = self._directory.get_principal(principal.principal_id, consistent=True)
-        if item is None or (item.get("data") or {}).get("disabled"):
-            raise Unauthorized()
-        data = item.get("data") or {}
-        return {
-            "ownerVersion": int(item.get("version", 1)),
-            "ownerRoles": list(data.get("roles") or []),
-            "ownerPermissions": list((data.get("permissions") or {}).get("content") or []),
-            "ownerOrgs": list(data.get("orgs") or []),
-        }
+    def _owner_snapshot(self, principal: Principal, orgid: str) -> dict[str, Any]:
+        snapshot = owner_snapshot(
+            self._directory.get_principal(principal.principal_id, consistent=True), orgid
+        )
+        if snapshot is None:
+            raise Unauthorized("your membership in this org is disabled")
+        return snapshot
 
     def create(self, actor: Principal, orgid: str, request: ApiKeyCreate) -> dict[str, Any]:
         _require_key_manager(actor)
@@ -238,7 +249,7 @@ class ApiKeyService:
             "lastUsedAt": None,
             "usageCount": 0,
             "state": "active",
-            **self._owner_snapshot(actor),
+            **self._owner_snapshot(actor, orgid),
         }
         if expires:
             item |= {"expiryBucket": EXPIRY_BUCKET, "expiresAtEpoch": int(expires.timestamp())}
@@ -264,15 +275,27 @@ class ApiKeyService:
         )
         return metadata(item) | {"key": plaintext}
 
+    def _read(self, orgid: str, key_id: str) -> tuple[str, dict[str, Any]]:
+        """The current hash and credential item of a key of ``orgid``."""
+        for _ in range(RACE_ATTEMPTS):
+            pointer = self._store.get(id_key(orgid, key_id), consistent=True)
+            if pointer is None:
+                break
+            digest = str(pointer["hash"])
+            item = self._store.get(credential_key(digest), consistent=True)
+            if item is not None:
+                if item.get("orgid") != orgid:
+                    break
+                return digest, item
+            # A regenerate moved the key between the two reads: follow the pointer again.
+        raise NotFound("no such API key")
+
     def _load(self, actor: Principal, orgid: str, key_id: str) -> tuple[str, dict[str, Any]]:
         _require_key_manager(actor)
-        pointer = self._store.get(id_key(orgid, key_id), consistent=True)
-        item = self._store.get(credential_key(str(pointer["hash"])), consistent=True) if pointer else None
-        if pointer is None or item is None or item.get("orgid") != orgid:
-            raise NotFound("no such API key")
+        digest, item = self._read(orgid, key_id)
         if not _may_manage(actor, item):
             raise NotFound("no such API key")
-        return str(pointer["hash"]), item
+        return digest, item
 
     def get(self, actor: Principal, orgid: str, key_id: str) -> dict[str, Any]:
         return metadata(self._load(actor, orgid, key_id)[1])
@@ -304,7 +327,12 @@ class ApiKeyService:
         )
 
     def regenerate(self, actor: Principal, orgid: str, key_id: str) -> dict[str, Any]:
-        old_digest, item = self._load(actor, orgid, key_id)
+        _require_key_manager(actor)
+        old_digest, item = self._read(orgid, key_id)
+        if item.get("createdBy") != actor.principal_id:
+            # A plaintext goes to nobody but the User the key acts as: not even a key admin or a
+            # platform root, who would otherwise obtain the owner's rights (contract §5).
+            raise Forbidden("only the key's owner may regenerate it")
         if item.get("state") != "active":
             raise Conflict(f"the key is {item.get('state')}")
         plaintext = generate_key()
@@ -330,6 +358,10 @@ class ApiKeyService:
             )
         except ConditionFailed as exc:
             raise Conflict("the key was rotated or revoked meanwhile") from exc
+        except ClientError as error:
+            if not _lost_race(error):
+                raise
+            raise Conflict("the key was rotated or revoked meanwhile") from error
         publish_best_effort(
             self._events,
             "apikey.regenerated",
@@ -341,20 +373,39 @@ class ApiKeyService:
         return metadata(renewed) | {"key": plaintext}
 
     def revoke(self, actor: Principal, orgid: str, key_id: str) -> None:
-        digest, item = self._load(actor, orgid, key_id)
-        if item.get("state") == "revoked":
+        for _ in range(RACE_ATTEMPTS):
+            digest, item = self._load(actor, orgid, key_id)
+            if item.get("state") == "revoked":
+                return
+            try:
+                self._store.transact(
+                    [
+                        # Revoking a hash that a regenerate has just replaced would leave the new value
+                        # live: the pointer must still name the hash read above.
+                        Check(
+                            id_key(orgid, key_id),
+                            "#hash = :digest",
+                            values={":digest": digest},
+                            names={"#hash": "hash"},
+                        ),
+                        Update(
+                            credential_key(digest),
+                            "SET #state = :revoked, revokedAt = :now REMOVE expiryBucket",
+                            values={":revoked": "revoked", ":now": utc_now_iso()},
+                            names={"#state": "state"},
+                            condition="attribute_exists(PK)",
+                        ),
+                    ]
+                )
+            except ConditionFailed:
+                continue
+            except ClientError as error:
+                if not _lost_race(error):
+                    raise
+                continue
+            publish_best_effort(self._events, "apikey.revoked", orgid, keyId=key_id, actor=actor.principal_id)
             return
-        self._store.update(
-            Update(
-                credential_key(digest),
-                "SET #state = :revoked, revokedAt = :now REMOVE expiryBucket",
-                values={":revoked": "revoked", ":now": utc_now_iso()},
-                names={"#state": "state"},
-                condition="attribute_exists(PK)",
-            ),
-            return_new=False,
-        )
-        publish_best_effort(self._events, "apikey.revoked", orgid, keyId=key_id, actor=actor.principal_id)
+        raise Conflict("the key kept changing while it was revoked: try again")
 
     def expire_due(self, now: float | None = None) -> int:
         """Mark keys past ``expiresAt`` expired (the jobs function); returns how many."""
@@ -380,6 +431,33 @@ class ApiKeyService:
                 self._events, "apikey.expired", str(entry.get("orgid")), keyId=str(entry.get("id"))
             )
         return expired
+
+
+def owner_snapshot(owner: dict[str, Any] | None, orgid: str) -> dict[str, Any] | None:
+    """What a key of ``orgid`` acts with: its owner's membership there (or a platform root's platform
+    membership), never the owner's rights in another org; None when that membership is disabled or gone."""
+    if owner is None:
+        return None
+    membership, platform_root = effective_membership(
+        owner.get("data") or {}, orgid, get_settings().platform_orgid
+    )
+    if membership is None:
+        return None
+    return {
+        "ownerVersion": int(owner.get("version", 1)),
+        "ownerRoles": list(membership.roles),
+        "ownerPermissions": list(membership.permissions),
+        SNAPSHOT_MARK: platform_root,
+    }
+
+
+def _lost_race(error: ClientError) -> bool:
+    # DynamoDB cancels a transaction that collides with another one on the same item
+    # (TransactionConflict): the caller decides again from a fresh read, as after a failed condition.
+    if aws.client_error_code(error) != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
 
 
 def _delete_if_active(key: TenantKey) -> Delete:
@@ -423,6 +501,10 @@ class KeyAuthenticator:
                 raise Unauthorized("expired API key")
             if item.get("orgid") != orgid:
                 raise Forbidden("the key belongs to another org")
+            if SNAPSHOT_MARK not in item:
+                # Written before rights were held per org: take the owner's membership in this org first.
+                self._refresh_owner(key, item)
+                continue
             try:
                 retry_after = self._admit(key, item, now)
             except _OwnerChanged:
@@ -461,11 +543,13 @@ class KeyAuthenticator:
         try:
             self._store.transact(
                 [
+                    # Every change of a User (its memberships included) bumps its version: an unchanged
+                    # version means the snapshot in the key is still the owner's membership here.
                     Check(
                         owner,
-                        "#version = :v AND (attribute_not_exists(#data.disabled) OR #data.disabled = :no)",
-                        values={":v": int(item.get("ownerVersion", 1)), ":no": False},
-                        names={"#version": "version", "#data": "data"},
+                        "#version = :v",
+                        values={":v": int(item.get("ownerVersion", 1))},
+                        names={"#version": "version"},
                     ),
                     Update(
                         key,
@@ -488,20 +572,22 @@ class KeyAuthenticator:
 
     def _refresh_owner(self, key: TenantKey, item: dict[str, Any]) -> None:
         owner = self._store.get(TenantKey.parse(str(item["createdBy"])), consistent=True)
-        data = (owner or {}).get("data") or {}
-        if owner is None or data.get("disabled") or item.get("orgid") not in (data.get("orgs") or []):
-            raise Unauthorized("the key's owner is disabled or left the org")
+        snapshot = owner_snapshot(owner, str(item.get("orgid")))
+        if snapshot is None:
+            raise Unauthorized("the key's owner is disabled in the key's org or left it")
         try:
             self._store.update(
                 Update(
                     key,
-                    "SET ownerVersion = :v, ownerRoles = :r, ownerPermissions = :p, ownerOrgs = :o",
+                    "SET ownerVersion = :v, ownerRoles = :r, ownerPermissions = :p, #root = :root"
+                    " REMOVE ownerOrgs",
                     values={
-                        ":v": int(owner.get("version", 1)),
-                        ":r": list(data.get("roles") or []),
-                        ":p": list((data.get("permissions") or {}).get("content") or []),
-                        ":o": list(data.get("orgs") or []),
+                        ":v": snapshot["ownerVersion"],
+                        ":r": snapshot["ownerRoles"],
+                        ":p": snapshot["ownerPermissions"],
+                        ":root": snapshot[SNAPSHOT_MARK],
                     },
+                    names={"#root": SNAPSHOT_MARK},
                     condition="attribute_exists(PK)",
                 ),
                 return_new=False,
@@ -516,7 +602,6 @@ class _OwnerChanged(Exception):
 
 def _principal_of(item: dict[str, Any], orgid: str, retry_after: int | None) -> Principal:
     roles = tuple(str(r) for r in item.get("ownerRoles") or ())
-    orgs = [str(o) for o in item.get("ownerOrgs") or ()]
     return Principal(
         kind="user",
         principal_id=str(item["createdBy"]),
@@ -524,7 +609,7 @@ def _principal_of(item: dict[str, Any], orgid: str, retry_after: int | None) -> 
         credential="apikey",
         roles=roles,
         permissions=tuple(str(p) for p in item.get("ownerPermissions") or ()),
-        platform_root=get_settings().platform_orgid in orgs and bool(ADMIN_ROLES & set(roles)),
+        platform_root=item.get(SNAPSHOT_MARK) is True,
         api_key_id=str(item["id"]),
         scopes=tuple(str(s) for s in item.get("scopes") or ()),
         retry_after=retry_after,

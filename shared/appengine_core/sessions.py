@@ -3,9 +3,12 @@
 A session is one completed sign-in: ``<home org>:#session:<sid>``. It holds only hashes of its refresh
 tokens. Every refresh rotates the token with a conditional write; the token it replaced stays
 ``previousHash`` for a 10-second grace window (a concurrent refresh from the same client gets a sibling
-token in the same session); any other presentation of a token of the family is reuse and revokes the
-session with all its tokens. Access tokens carry the session id, and the authorizer reads the session on
-every request, so revocation holds from the next request.
+token in the same session). Only a token this service issued and rotated counts as reuse and revokes the
+session with all its tokens: the rotation that retires a token (and any sibling it drops) records its
+hash in ``<home org>:#refresh-spent:<sid>:<hash>`` in the same transaction, kept until the session
+expires. Any other string naming the session (the id is in every access token, so anyone may forge the
+shape) is a plain refusal that revokes nothing. Access tokens carry the session id, and the authorizer
+reads the session on every request, so revocation holds from the next request.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from appengine_core.store import ConditionFailed, Put, TenantStore, Update
+from appengine_core import aws
+from appengine_core.store import TTL_ATTRIBUTE, ConditionFailed, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey, is_valid_orgid
 
 SESSION_COLLECTION = "#session"
+SPENT_COLLECTION = "#refresh-spent"
 REFRESH_GRACE_SECONDS = 10
+# Grace siblings per rotation: bounds the session item and the transaction that retires them.
+MAX_SIBLINGS = 32
+# A transaction holds at most 100 operations: the session update and the spent hashes it records.
+_MAX_SPENT_PER_ROTATION = 99
 _NOT_REVOKED = "(attribute_not_exists(revoked) OR revoked <> :no)"
 _TOKEN = re.compile(
     r"^(?P<org>[a-z0-9][a-z0-9-]{1,62})\.(?P<sid>[0-9a-f]{32})\.(?P<secret>[A-Za-z0-9_-]{43})$"
@@ -36,6 +46,22 @@ RefreshOutcome = Literal["rotated", "grace", "reuse", "invalid"]
 
 def session_key(home_orgid: str, session_id: str) -> TenantKey:
     return TenantKey(home_orgid, SESSION_COLLECTION, session_id)
+
+
+def _collided(error: ClientError) -> bool:
+    """A write that collided with a concurrent transaction on the session (a parallel refresh from the
+    same client): decided again from a fresh read, as after a failed condition."""
+    code = aws.client_error_code(error)
+    if code == "TransactionConflictException":
+        return True
+    reasons = error.response.get("CancellationReasons") or []
+    return code == "TransactionCanceledException" and any(
+        reason.get("Code") == "TransactionConflict" for reason in reasons
+    )
+
+
+def spent_key(home_orgid: str, session_id: str, digest: str) -> TenantKey:
+    return TenantKey(home_orgid, SPENT_COLLECTION, f"{session_id}:{digest}")
 
 
 def _digest(secret: str) -> str:
@@ -135,56 +161,86 @@ class SessionStore:
                 return "invalid", None
             presented = token.digest
             current = str(item.get("refreshHash", ""))
-            siblings = set(item.get("siblingHashes") or ())
+            siblings = [str(s) for s in item.get("siblingHashes") or ()]
             successor = RefreshToken.new(token.home_orgid, token.session_id)
             try:
                 if hmac.compare_digest(presented, current) or presented in siblings:
-                    self._store.update(
-                        Update(
-                            key,
-                            "SET refreshHash = :new, previousHash = :presented, rotatedAt = :now,"
-                            " lastSeenAt = :sec REMOVE siblingHashes",
-                            values={
-                                ":new": successor.digest,
-                                ":presented": presented,
-                                ":now": now,
-                                ":sec": int(now),
-                                ":current": current,
-                                ":no": True,
-                            },
-                            condition=f"refreshHash = :current AND {_NOT_REVOKED}",
-                        ),
-                        return_new=False,
+                    # Every token this rotation retires is recorded spent in the same commit, so that
+                    # presenting it again later is known to be reuse and nothing else ever is.
+                    retired = [d for d in dict.fromkeys([presented, current, *siblings]) if d]
+                    self._store.transact(
+                        [
+                            Update(
+                                key,
+                                "SET refreshHash = :new, previousHash = :presented, rotatedAt = :now,"
+                                " lastSeenAt = :sec REMOVE siblingHashes",
+                                values={
+                                    ":new": successor.digest,
+                                    ":presented": presented,
+                                    ":now": now,
+                                    ":sec": int(now),
+                                    ":current": current,
+                                    ":no": True,
+                                },
+                                condition=f"refreshHash = :current AND {_NOT_REVOKED}",
+                            ),
+                            *(
+                                self._spent(token, digest, int(item.get("expiresAt", 0)))
+                                for digest in retired[:_MAX_SPENT_PER_ROTATION]
+                            ),
+                        ]
                     )
                     return "rotated", successor
                 previous = str(item.get("previousHash", ""))
                 rotated_at = float(item.get("rotatedAt", 0))
-                if (
-                    previous
-                    and hmac.compare_digest(presented, previous)
-                    and now - rotated_at <= REFRESH_GRACE_SECONDS
-                ):
-                    self._store.update(
-                        Update(
-                            key,
-                            "ADD siblingHashes :sibling SET lastSeenAt = :sec",
-                            values={
-                                ":sibling": {successor.digest},
-                                ":presented": presented,
-                                ":cutoff": now - REFRESH_GRACE_SECONDS,
-                                ":sec": int(now),
-                                ":no": True,
-                            },
-                            condition=f"previousHash = :presented AND rotatedAt >= :cutoff AND {_NOT_REVOKED}",  # noqa: E501
-                        ),
-                        return_new=False,
-                    )
-                    return "grace", successor
+                if previous and hmac.compare_digest(presented, previous):
+                    if now - rotated_at <= REFRESH_GRACE_SECONDS:
+                        self._store.update(
+                            Update(
+                                key,
+                                "ADD siblingHashes :sibling SET lastSeenAt = :sec",
+                                values={
+                                    ":sibling": {successor.digest},
+                                    ":presented": presented,
+                                    ":cutoff": now - REFRESH_GRACE_SECONDS,
+                                    ":sec": int(now),
+                                    ":no": True,
+                                    ":max": MAX_SIBLINGS,
+                                },
+                                condition=(
+                                    "previousHash = :presented AND rotatedAt >= :cutoff"
+                                    " AND (attribute_not_exists(siblingHashes) OR size(siblingHashes) < :max)"
+                                    f" AND {_NOT_REVOKED}"
+                                ),
+                            ),
+                            return_new=False,
+                        )
+                        return "grace", successor
+                    # The token this session last rotated, past its grace: issued here, so reuse.
+                elif not self._is_spent(token):
+                    # Not a token of this family at all: a guess or a forgery naming a real session.
+                    return "invalid", None
             except ConditionFailed:
+                continue
+            except ClientError as error:
+                if not _collided(error):
+                    raise
                 continue
             self.revoke(token.home_orgid, token.session_id, reason="reuse")
             return "reuse", None
         return "invalid", None
+
+    @staticmethod
+    def _spent(token: RefreshToken, digest: str, expires_at: int) -> Put:
+        return Put(
+            spent_key(token.home_orgid, token.session_id, digest),
+            {"session": token.session_id, TTL_ATTRIBUTE: expires_at},
+            must_not_exist=False,
+        )
+
+    def _is_spent(self, token: RefreshToken) -> bool:
+        key = spent_key(token.home_orgid, token.session_id, token.digest)
+        return self._store.get(key, consistent=True) is not None
 
     def revoke(self, home_orgid: str, session_id: str, *, reason: str) -> bool:
         """Revoke a session; True if it was active."""

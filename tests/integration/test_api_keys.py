@@ -130,13 +130,14 @@ def test_a_disabled_owner_s_keys_stop_at_once_and_role_changes_apply(
     )
     created = create_key(gateway, reader, scopes=["read"])
     assert whoami_with_key(gateway, created["key"]).status_code == 200
-    # Disabling the owner (any path that bumps its version) stops the key on the very next request.
+    # Disabling the owner's membership in the key's org (any path that bumps its version) stops the key
+    # on the very next request.
     TenantStore().update(
         Update(
             reader.key,
-            "SET #d.disabled = :t, #v = #v + :one",
+            "SET #d.#m.#o.#x = :t, #v = #v + :one",
             values={":t": True, ":one": 1},
-            names={"#d": "data", "#v": "version"},
+            names={"#d": "data", "#m": "memberships", "#o": "acme", "#x": "disabled", "#v": "version"},
         )
     )
     assert whoami_with_key(gateway, created["key"]).status_code == 401
@@ -238,3 +239,203 @@ def test_the_api_key_sample_event_runs(functions: LocalLambda, tenants: dict[str
     event["headers"] = {"orgid": "acme"}
     response = functions.invoke("ApiKeysFunction", event)
     assert response["statusCode"] == 403 and body_of(response)["error"] == "forbidden"
+
+
+# -- per-org owner rights (issue 13, item 3 as it applies to keys) -------------------------------------
+EVERYTHING = ["create", "read", "update", "delete", "review", "approve"]
+
+
+def shared_user(memberships: dict[str, dict[str, Any]]) -> Record:
+    """A User of acme and globex whose rights are held per org (the stored shape of contract §1)."""
+    from appengine_core.directory import DirectoryService, NewUser
+    from appengine_core.store import TenantStore, Update
+
+    record = DirectoryService().create_user(
+        "acme",
+        NewUser(
+            email="consultant@acme.test",
+            password="consultant-pass",
+            roles=["User"],
+            permissions=["read"],
+            orgs=sorted(memberships),
+        ),
+    )
+    TenantStore().update(
+        Update(
+            record.key,
+            "SET #d.#m = :m, #v = #v + :one REMOVE #d.#r, #d.#p, #d.#x",
+            values={":m": memberships, ":one": 1},
+            names={
+                "#d": "data",
+                "#v": "version",
+                "#m": "memberships",
+                "#r": "roles",
+                "#p": "permissions",
+                "#x": "disabled",
+            },
+        )
+    )
+    return record
+
+
+def set_membership(record: Record, orgid: str, membership: dict[str, Any] | None) -> None:
+    from appengine_core.store import TenantStore, Update
+
+    if membership is None:
+        expression, values = "REMOVE #d.#m.#o SET #v = #v + :one", {":one": 1}
+    else:
+        expression, values = "SET #d.#m.#o = :m, #v = #v + :one", {":one": 1, ":m": membership}
+    TenantStore().update(
+        Update(
+            record.key,
+            expression,
+            values=values,
+            names={"#d": "data", "#m": "memberships", "#v": "version", "#o": orgid},
+        )
+    )
+
+
+def key_of(record: Record, orgid: str, membership: dict[str, Any], *, root: bool = False) -> str:
+    """A key ``record`` creates in ``orgid`` with its membership there (what the authorizer would pass)."""
+    from appengine_core.apikeys import ApiKeyCreate, ApiKeyService
+    from appengine_core.principal import Principal
+
+    actor = Principal(
+        kind="user",
+        principal_id=record.sk,
+        orgid=orgid,
+        roles=tuple(membership["roles"]),
+        permissions=tuple(membership["permissions"]),
+        platform_root=root,
+    )
+    return str(ApiKeyService().create(actor, orgid, ApiKeyCreate(name="k", scopes=["read", "write"]))["key"])
+
+
+def test_a_key_acts_with_its_owner_s_membership_in_the_key_s_org_only(tenants: dict[str, Record]) -> None:
+    from appengine_core.apikeys import KeyAuthenticator
+    from appengine_core.errors import Unauthorized
+
+    # Given a User who is RootAdmin in acme and a plain User with `create` in globex, with a key in each
+    admin = {"roles": ["RootAdmin"], "permissions": EVERYTHING, "disabled": False}
+    plain = {"roles": ["User"], "permissions": ["read", "create"], "disabled": False}
+    consultant = shared_user({"acme": admin, "globex": plain})
+    in_acme, in_globex = key_of(consultant, "acme", admin), key_of(consultant, "globex", plain)
+    keys = KeyAuthenticator()
+
+    # When the globex key is used / Then it has the globex membership, never the acme one
+    principal = keys.authenticate(in_globex, "globex")
+    assert (principal.roles, principal.permissions, principal.platform_root) == (
+        ("User",),
+        ("read", "create"),
+        False,
+    )
+    assert keys.authenticate(in_acme, "acme").roles == ("RootAdmin",)
+
+    # When the acme membership changes (the owner's version moves) / Then the globex key re-reads it and
+    # still acts with globex's rights
+    set_membership(consultant, "acme", admin | {"roles": ["RootAdmin", "ConfigAdmin"]})
+    assert keys.authenticate(in_globex, "globex").roles == ("User",)
+    assert keys.authenticate(in_acme, "acme").roles == ("RootAdmin", "ConfigAdmin")
+
+    # When the globex membership is disabled, then removed / Then the globex key is refused (401), the
+    # acme key keeps working
+    set_membership(consultant, "globex", plain | {"disabled": True})
+    with pytest.raises(Unauthorized):
+        keys.authenticate(in_globex, "globex")
+    set_membership(consultant, "globex", None)
+    with pytest.raises(Unauthorized):
+        keys.authenticate(in_globex, "globex")
+    assert keys.authenticate(in_acme, "acme").roles == ("RootAdmin", "ConfigAdmin")
+
+
+def test_a_platform_root_s_key_is_root_only_while_its_platform_membership_is(
+    tenants: dict[str, Record],
+) -> None:
+    from appengine_core.apikeys import KeyAuthenticator
+    from appengine_core.errors import Unauthorized
+    from appengine_core.store import TenantStore, Update
+
+    # Given a key the platform root created in acme
+    root = tenants["platform_root"]
+    key = key_of(root, "acme", {"roles": ["RootAdmin"], "permissions": EVERYTHING}, root=True)
+    keys = KeyAuthenticator()
+    principal = keys.authenticate(key, "acme")
+    assert principal.platform_root and principal.roles == ("RootAdmin",)
+
+    # When its platform membership is demoted to a plain User / Then the key is refused in acme (401):
+    # it was never a member of acme itself
+    TenantStore().update(
+        Update(
+            root.key,
+            "SET #d.#m.#o.#r = :user, #v = #v + :one",
+            values={":user": ["User"], ":one": 1},
+            names={"#d": "data", "#m": "memberships", "#o": "platform", "#r": "roles", "#v": "version"},
+        )
+    )
+    with pytest.raises(Unauthorized):
+        keys.authenticate(key, "acme")
+
+
+def test_a_snapshot_from_before_per_org_rights_is_refreshed_on_first_use(tenants: dict[str, Record]) -> None:
+    from appengine_core.apikeys import KeyAuthenticator, credential_key, key_hash
+    from appengine_core.store import TenantStore, Update
+
+    # Given a key whose snapshot has the old global shape and claims more than the owner holds in acme
+    plain = {"roles": ["User"], "permissions": ["read", "create"], "disabled": False}
+    consultant = shared_user({"acme": plain, "platform": plain})
+    key = key_of(consultant, "acme", plain)
+    TenantStore().update(
+        Update(
+            credential_key(key_hash(key)),
+            "SET ownerRoles = :r, ownerOrgs = :o REMOVE ownerPlatformRoot",
+            values={":r": ["RootAdmin"], ":o": ["acme", "platform"]},
+        )
+    )
+
+    # When it is used / Then it acts with the owner's acme membership, not as a platform root
+    principal = KeyAuthenticator().authenticate(key, "acme")
+    assert principal.roles == ("User",) and not principal.platform_root
+    stored = TenantStore().get(credential_key(key_hash(key))) or {}
+    assert stored["ownerPlatformRoot"] is False and "ownerOrgs" not in stored
+
+
+# -- a revoke racing a regenerate (issue 13, item 10) -------------------------------------------------
+def test_a_regenerate_landing_inside_a_revoke_still_ends_revoked(
+    gateway: Any, tenants: dict[str, Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appengine_core.apikeys import ApiKeyService, KeyAuthenticator
+    from appengine_core.errors import Conflict, Unauthorized
+    from appengine_core.principal import Principal
+
+    # Given a key, and a revoke whose read is followed at once by the owner's regenerate
+    admin = tenants["acme_admin"]
+    created = create_key(gateway, admin)
+    actor = Principal(
+        kind="user",
+        principal_id=admin.sk,
+        orgid="acme",
+        roles=("RootAdmin",),
+        permissions=tuple(EVERYTHING),
+    )
+    service = ApiKeyService()
+    read_for_revoke = service._load
+    regenerated: list[str] = []
+
+    def read_then_lose_the_race(*args: Any) -> Any:
+        loaded = read_for_revoke(*args)
+        if not regenerated:
+            regenerated.append(str(service.regenerate(actor, "acme", created["id"])["key"]))
+        return loaded
+
+    monkeypatch.setattr(service, "_load", read_then_lose_the_race)
+
+    # When the revoke commits after the regenerate / Then no error, and the key ends revoked
+    service.revoke(actor, "acme", created["id"])
+    assert regenerated and service.get(actor, "acme", created["id"])["state"] == "revoked"
+    # And neither the old nor the new value authenticates
+    for plaintext in (created["key"], regenerated[0]):
+        with pytest.raises(Unauthorized):
+            KeyAuthenticator().authenticate(plaintext, "acme")
+    # And a regenerate of the revoked key is a conflict, not a new live value
+    with pytest.raises(Conflict):
+        service.regenerate(actor, "acme", created["id"])
