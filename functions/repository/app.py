@@ -16,8 +16,9 @@ from appengine_core.repository_service import (
     RepositoryService,
     UpdateRecord,
 )
-from appengine_core.web import OK_BODY, STAFF, HttpFunction, created
+from appengine_core.web import OK_BODY, STAFF, Access, HttpFunction, created
 
+STAFF_READING = Access(kinds=("user",), reads=True)  # a POST that only reads: `read` keys may call it
 api = HttpFunction("repository")
 app = api.app
 
@@ -70,7 +71,10 @@ def get_record(datatype: str, record_id: str) -> dict[str, Any]:
 
 
 @api.post(
-    "/repository/find/<datatype>", STAFF, summary="Find records of this org by query", tags=["repository"]
+    "/repository/find/<datatype>",
+    STAFF_READING,
+    summary="Find records of this org by query",
+    tags=["repository"],
 )
 def find_records(datatype: str, request: FindRequest) -> dict[str, Any]:
     principal, orgid = api.principal()

@@ -1,8 +1,9 @@
 """Paging of collection queries: opaque cursors bound to (org, collection), or 1-based page numbers.
 
-A cursor carries the last sort key it returned plus the org and collection it belongs to, so it cannot
-be replayed against another org or collection (422). Page numbers cost a Query per skipped page, so
-they are capped at ``MAX_PAGE_NUMBER``.
+A cursor carries the last sort key it returned plus the org and collection it belongs to, and, for a
+find, which query it pages (its filter, sort and direction), so it cannot be replayed against another
+org, collection or query (422): a sort key means nothing to a sorted find, an offset nothing to an
+unsorted one. Page numbers cost a Query per skipped page, so they are capped at ``MAX_PAGE_NUMBER``.
 """
 
 from __future__ import annotations
@@ -20,23 +21,39 @@ from appengine_core.store import Page
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_NUMBER = 100
+MAX_CURSOR_LENGTH = 2048
+MAX_SORT_KEY_BYTES = 1024  # DynamoDB's limit on a sort key value
 
 
-def encode_cursor(orgid: str, collection: str, last_sort_key: str) -> str:
-    raw = json.dumps({"o": orgid, "c": collection, "k": last_sort_key}, separators=(",", ":")).encode()
+def encode_cursor(orgid: str, collection: str, last_sort_key: str, query: str | None = None) -> str:
+    """An opaque cursor; ``query`` names the query it pages (see ``decode_cursor``)."""
+    payload = {"o": orgid, "c": collection, "k": last_sort_key} | ({"q": query} if query else {})
+    raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, orgid: str, collection: str) -> str:
+def decode_cursor(cursor: str, orgid: str, collection: str, query: str | None = None) -> str:
+    """The sort key a cursor of this org, collection and query carries; 422 for any other cursor."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid_field("next", "not a cursor of this list")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise invalid_field("next", "not a cursor of this list") from exc
-    if not isinstance(payload, dict) or payload.get("o") != orgid or payload.get("c") != collection:
+    if (
+        not isinstance(payload, dict)
+        or payload.get("o") != orgid
+        or payload.get("c") != collection
+        or payload.get("q") != (query or None)
+    ):
         raise invalid_field("next", "not a cursor of this list")
     key = payload.get("k")
-    if not isinstance(key, str) or not key.startswith(f"{orgid}:{collection}:"):
+    if (
+        not isinstance(key, str)
+        or not key.startswith(f"{orgid}:{collection}:")
+        or len(key.encode()) > MAX_SORT_KEY_BYTES
+    ):
         raise invalid_field("next", "not a cursor of this list")
     return key
 
@@ -68,6 +85,8 @@ class PageRequest:
             raise invalid_field("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
         if not 1 <= page <= MAX_PAGE_NUMBER:
             raise invalid_field("page", f"must be between 1 and {MAX_PAGE_NUMBER}")
+        if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
+            raise invalid_field("next", "not a cursor of this list")
         return cls(page_size=page_size, page=page, cursor=cursor)
 
 

@@ -4,30 +4,46 @@ Reads are GetItem (one record) or Query on ``<org>:<datatype>`` (lists); nothing
 caller's org, so a record of another org is simply not found (404). Find filters run inside DynamoDB on
 the org's collection and at most ``MAX_EXAMINED`` items are examined per request; the cost of a page
 grows with the page, never with the table or with other tenants.
+
+Lists behave as if the records a caller may not read (``requiredRole``) did not exist: the visibility
+rule is part of the DynamoDB filter, so pages, ``hasNext`` and ``total`` are computed over readable
+records only and no query can learn anything about the others by counting.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 from typing import Any, Literal
 
+from boto3.dynamodb.conditions import Attr, ConditionBase
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from appengine_core.directory import org_key
 from appengine_core.errors import Conflict, Forbidden, NotFound, ValidationFailed, invalid_field
-from appengine_core.pagination import MAX_PAGE_NUMBER, MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from appengine_core.limits import check_storable
+from appengine_core.pagination import (
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_NUMBER,
+    MAX_PAGE_SIZE,
+    decode_cursor,
+    encode_cursor,
+)
 from appengine_core.principal import Principal
-from appengine_core.queries import build_filter
+from appengine_core.queries import MAX_IN, build_filter, check_expression
 from appengine_core.records import Record, record_key_from_path_id
 from appengine_core.repository import PROTECTED_DATATYPES, RecordWriter, require_datatype, require_record
 from appengine_core.store import TenantStore
+from appengine_core.tenancy import TenantKey
 from appengine_core.web import list_envelope
 
 MAX_DATA_BYTES = 100 * 1024  # a record's data, serialized (DynamoDB items stop at 400 KB)
 MAX_DEPTH = 16
 MAX_EXAMINED = 1000  # items a find may examine per request
 MAX_BULK_DELETE = 25
+# A path id is a pk (<datatype>-<id>) or an sk (<orgid>:<datatype>:<id>); DynamoDB refuses sort keys over
+# 1 KB, and no id this service issues comes near this.
+MAX_PATH_ID_LENGTH = 512
 # System fields of the envelope that must not hide inside the payload. ``name`` and ``state`` are not
 # among them: payloads commonly carry their own (a product's data.name), and the envelope's are separate.
 RESERVED_DATA_FIELDS = frozenset(
@@ -54,7 +70,8 @@ ADMIN_ROLES = ("RootAdmin", "RootSystem")
 
 
 def check_data(data: Any, field: str = "data") -> dict[str, Any]:
-    """A payload that can be stored: an object, finite numbers, bounded depth and size, no system fields."""
+    """A payload that can be stored: an object, numbers DynamoDB takes, bounded depth and size, no system
+    fields. Records keep a stricter depth and size than DynamoDB's own (``limits``)."""
     if not isinstance(data, dict):
         raise invalid_field(field, "must be an object")
     reserved = sorted(RESERVED_DATA_FIELDS & set(data))
@@ -62,23 +79,34 @@ def check_data(data: Any, field: str = "data") -> dict[str, Any]:
         raise ValidationFailed(
             details=[{"field": f"{field}.{k}", "problem": "a system field, not payload"} for k in reserved]
         )
+    checked: dict[str, Any] = check_storable(data, field, max_depth=MAX_DEPTH, max_bytes=MAX_DATA_BYTES)
+    return checked
 
-    def walk(value: Any, depth: int) -> None:
-        if depth > MAX_DEPTH:
-            raise invalid_field(field, f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise invalid_field(field, "numbers must be finite")
-        if isinstance(value, dict):
-            for child in value.values():
-                walk(child, depth + 1)
-        elif isinstance(value, list):
-            for child in value:
-                walk(child, depth + 1)
 
-    walk(data, 1)
-    if len(json.dumps(data, separators=(",", ":")).encode()) > MAX_DATA_BYTES:
-        raise invalid_field(field, f"larger than {MAX_DATA_BYTES // 1024} KiB")
-    return data
+def check_path_id(path_id: str, field: str = "id") -> str:
+    if not path_id or len(path_id) > MAX_PATH_ID_LENGTH:
+        raise invalid_field(field, f"give the record's pk or sk (at most {MAX_PATH_ID_LENGTH} characters)")
+    return path_id
+
+
+def query_identity(query: dict[str, Any], sort_field: str | None, descending: bool) -> str:
+    """What a find's cursor must belong to: its filter, its sort (by a field, or the natural order) and
+    direction. A cursor of another query names a position that means nothing here (422)."""
+    canonical = json.dumps(
+        {"query": query, "sort": sort_field, "desc": descending},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _all_of(*conditions: ConditionBase | None) -> ConditionBase | None:
+    combined: ConditionBase | None = None
+    for condition in conditions:
+        if condition is not None:
+            combined = condition if combined is None else combined & condition
+    return combined
 
 
 class RecordFields(BaseModel):
@@ -104,7 +132,7 @@ class FindOptions(BaseModel):
 
     pageSize: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)  # noqa: N815
     page: int | None = Field(default=None, ge=1, le=MAX_PAGE_NUMBER)
-    next: str | None = Field(default=None, max_length=2048)
+    next: str | None = Field(default=None, max_length=MAX_CURSOR_LENGTH)
     sort: str | None = Field(default=None, max_length=200)
     sortType: Literal["asc", "desc"] = "asc"  # noqa: N815
 
@@ -147,6 +175,22 @@ class RepositoryService:
     def _has_required_role(actor: Principal, required: str | None) -> bool:
         return not required or actor.has_role(required, *ADMIN_ROLES)
 
+    @staticmethod
+    def _readable_filter(actor: Principal) -> ConditionBase | None:
+        """``_has_required_role`` as a DynamoDB filter, or None when the actor may read every record.
+
+        Filtering inside DynamoDB (not after the Query) is what keeps hidden records out of the
+        counts: matches, pages, ``hasNext`` and ``total`` are all computed over what survives it.
+        """
+        if actor.has_role(*ADMIN_ROLES):
+            return None
+        role = Attr("requiredRole")
+        readable: ConditionBase = role.not_exists() | role.attribute_type("NULL")
+        held = ["", *sorted(set(actor.roles))]
+        for start in range(0, len(held), MAX_IN):
+            readable = readable | role.is_in(held[start : start + MAX_IN])
+        return readable
+
     def _collection_role(
         self, orgid: str, datatype: str, org_item: dict[str, Any] | None = None
     ) -> str | None:
@@ -156,7 +200,7 @@ class RepositoryService:
         return str(role) if role else None
 
     def _may_write_own(self, actor: Principal, record: Record) -> bool:
-        return record.author == actor.principal_id and (actor.scopes is None or "write" in actor.scopes)
+        return record.author == actor.principal_id
 
     def _check_state_change(self, actor: Principal, new_state: str | None, old_state: str | None) -> None:
         needed = STATE_PERMISSIONS.get(new_state or "")
@@ -168,7 +212,7 @@ class RepositoryService:
     ) -> Record:
         """The record a path names, with its collection's role checked, or 404/403."""
         self._check_datatype(datatype)
-        key = record_key_from_path_id(orgid, datatype, path_id)
+        key = record_key_from_path_id(orgid, datatype, check_path_id(path_id))
         if key is None:
             raise NotFound("no such record")
         found = self._store.batch_get([key, org_key(orgid)], consistent=consistent)
@@ -235,8 +279,20 @@ class RepositoryService:
     def delete(self, actor: Principal, orgid: str, datatype: str, path_ids: list[str]) -> None:
         if not 1 <= len(path_ids) <= MAX_BULK_DELETE:
             raise invalid_field("ids", f"give 1 to {MAX_BULK_DELETE} ids")
+        self._check_datatype(datatype)
+        # One transaction may not touch an item twice (DynamoDB refuses it), and a pk and an sk can name
+        # the same record: duplicates are the caller's mistake, refused before anything is read.
+        named: dict[str, int] = {}
+        for index, path_id in enumerate(path_ids):
+            key: TenantKey | None = record_key_from_path_id(
+                orgid, datatype, check_path_id(path_id, f"ids[{index}]")
+            )
+            identity = key.sort if key is not None else path_id
+            if identity in named:
+                raise invalid_field(f"ids[{index}]", f"names the same record as ids[{named[identity]}]")
+            named[identity] = index
         records = []
-        for path_id in dict.fromkeys(path_ids):
+        for path_id in path_ids:
             record = self._load(actor, orgid, datatype, path_id, consistent=True)
             if not (actor.has_permission("delete") or self._may_write_own(actor, record)):
                 raise Forbidden("needs the delete permission")
@@ -249,19 +305,23 @@ class RepositoryService:
             raise Forbidden("needs the read permission")
         if not self._has_required_role(actor, self._collection_role(orgid, datatype)):
             raise Forbidden("this collection needs a role you do not have")
-        condition = build_filter(request.query)
         options = request.options
         sort_field = options.sort if options.sort and options.sort not in NATURAL_SORTS else None
         newest_first = options.sortType == "desc"
+        condition = check_expression(_all_of(build_filter(request.query), self._readable_filter(actor)))
+        query_id = query_identity(request.query, sort_field, newest_first)
         if sort_field is not None:
-            return self._find_sorted(actor, orgid, datatype, condition, options, sort_field)
+            return self._find_sorted(actor, orgid, datatype, condition, options, sort_field, query_id)
 
-        after = decode_cursor(options.next, orgid, datatype) if options.next else None
+        after = decode_cursor(options.next, orgid, datatype, query_id) if options.next else None
         to_skip = 0 if options.next else ((options.page or 1) - 1) * options.pageSize
         wanted = options.pageSize + 1
         matches: list[dict[str, Any]] = []
         examined = skipped = 0
         exhausted = False
+        # An unfiltered list of every record has its total in a counter; once anything is filtered out
+        # (by the query or by what the caller may read) the counter would tell too much, so the total
+        # is counted here, when every match fits in one examination.
         count_all = condition is not None and after is None and to_skip == 0
         total_matches = 0
         # Page numbers pay for the pages they skip (hence their cap of 100); a cursor pays for its page only.
@@ -292,6 +352,7 @@ class RepositoryService:
                 break
             if len(matches) >= wanted and not count_all:
                 break
+        # The filter already left out what the actor may not read; this re-check only guards the output.
         visible = [
             Record.from_item(i) for i in matches if self._has_required_role(actor, i.get("requiredRole"))
         ]
@@ -299,12 +360,11 @@ class RepositoryService:
         page_items = visible[: options.pageSize]
         if has_more:
             next_cursor: str | None = encode_cursor(
-                orgid, datatype, str(matches[options.pageSize - 1]["_sk"])
+                orgid, datatype, str(matches[options.pageSize - 1]["_sk"]), query_id
             )
         elif not exhausted and after is not None:
-            next_cursor = encode_cursor(
-                orgid, datatype, after
-            )  # the examined cap was hit: continue from there
+            # The examined cap was hit: continue from there.
+            next_cursor = encode_cursor(orgid, datatype, after, query_id)
         else:
             next_cursor = None
         if condition is None:
@@ -321,7 +381,14 @@ class RepositoryService:
         )
 
     def _find_sorted(
-        self, actor: Principal, orgid: str, datatype: str, condition: Any, options: FindOptions, field: str
+        self,
+        actor: Principal,
+        orgid: str,
+        datatype: str,
+        condition: ConditionBase | None,
+        options: FindOptions,
+        field: str,
+        query_id: str,
     ) -> dict[str, Any]:
         """Sort by a payload field: every match must fit in one examination (``MAX_EXAMINED``)."""
         page = self._store.query(orgid, datatype, limit=MAX_EXAMINED, filter_condition=condition)
@@ -346,15 +413,18 @@ class RepositoryService:
             return (2, "")
 
         records.sort(key=lambda r: (sort_key(r), r.sk), reverse=options.sortType == "desc")
-        offset = (
-            int(decode_cursor(options.next, orgid, datatype).rsplit(":", 1)[1])
-            if options.next
-            else (((options.page or 1) - 1) * options.pageSize)
-        )
+        if options.next:
+            # A sorted find's cursor holds an offset into the sorted matches, not a sort key.
+            position = decode_cursor(options.next, orgid, datatype, query_id).rsplit(":", 1)[1]
+            if not (position.isascii() and position.isdigit() and int(position) <= MAX_EXAMINED):
+                raise invalid_field("next", "not a cursor of this list")
+            offset = int(position)
+        else:
+            offset = ((options.page or 1) - 1) * options.pageSize
         chunk = records[offset : offset + options.pageSize]
         more = offset + options.pageSize < len(records)
         next_cursor = (
-            encode_cursor(orgid, datatype, f"{orgid}:{datatype}:{offset + options.pageSize}")
+            encode_cursor(orgid, datatype, f"{orgid}:{datatype}:{offset + options.pageSize}", query_id)
             if more
             else None
         )
