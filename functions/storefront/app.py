@@ -7,11 +7,17 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from appengine_core.guard import header
 from appengine_core.pagination import PageRequest
 from appengine_core.storefront import (
+    MAX_CART_ID,
+    MAX_CATEGORIES,
+    MAX_CODE,
+    MAX_CUSTOMER_ID,
+    MAX_FILTER_TEXT,
+    MAX_ORDER_NUMBER,
     CartAdd,
     CartRemove,
     CartUpdate,
@@ -24,6 +30,9 @@ from appengine_core.web import PUBLIC, Access, HttpFunction, json_response
 api = HttpFunction("storefront")
 app = api.app
 SHOPPER = Access(credentials=("jwt",))
+# Declared so the OpenAPI document states the limits (contract §1); the service reads the query itself.
+PageNumber = Annotated[str | None, Query(max_length=10)]
+Filter = Annotated[str | None, Query(max_length=MAX_FILTER_TEXT)]
 
 
 @cache
@@ -35,13 +44,32 @@ def query() -> dict[str, str]:
     return dict(app.current_event.query_string_parameters or {})
 
 
+def source_ip() -> str:
+    return app.current_event.request_context.identity.source_ip or "unknown"
+
+
 @api.get(
     "/storefront/products",
     PUBLIC,
     summary="Published products (?p=&ps=&categories=&brand=&sort=)",
     tags=["storefront"],
 )
-def products() -> dict[str, Any]:
+def products(
+    p: PageNumber = None,
+    ps: PageNumber = None,
+    page: PageNumber = None,
+    page_size: Annotated[str | None, Query(alias="pageSize", max_length=10)] = None,
+    categories: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CATEGORIES * (MAX_FILTER_TEXT + 1),
+            description=f"comma-separated, at most {MAX_CATEGORIES}, "
+            f"each at most {MAX_FILTER_TEXT} characters",
+        ),
+    ] = None,
+    brand: Filter = None,
+    sort: Annotated[str | None, Query(max_length=20)] = None,
+) -> dict[str, Any]:
     return storefront().products(api.caller().orgid, query())
 
 
@@ -51,7 +79,7 @@ def products() -> dict[str, Any]:
     summary="One published product by slug or SKU",
     tags=["storefront"],
 )
-def product(slug_or_sku: str) -> dict[str, Any]:
+def product(slug_or_sku: Annotated[str, Path(max_length=MAX_FILTER_TEXT)]) -> dict[str, Any]:
     return storefront().product(api.caller().orgid, slug_or_sku).model_dump()
 
 
@@ -70,12 +98,11 @@ def brands() -> dict[str, Any]:
 @api.get(
     "/storefront/gift-card/balance/<code>",
     PUBLIC,
-    summary="Gift card balance (rate-limited per source)",
+    summary="Gift card balance (unknown codes rate-limited per source)",
     tags=["storefront"],
 )
-def gift_card_balance(code: str) -> dict[str, Any]:
-    source = app.current_event.request_context.identity.source_ip or "unknown"
-    return storefront().gift_card_balance(api.caller().orgid, code, source)
+def gift_card_balance(code: Annotated[str, Path(max_length=MAX_CODE)]) -> dict[str, Any]:
+    return storefront().gift_card_balance(api.caller().orgid, code, source_ip())
 
 
 @api.get(
@@ -93,7 +120,10 @@ def shipping_options(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
 
 
 @api.get("/storefront/cart/get/<customer_id>/<cart_id>", SHOPPER, summary="A cart", tags=["cart"])
-def cart_get(customer_id: str, cart_id: str) -> dict[str, Any]:
+def cart_get(
+    customer_id: Annotated[str, Path(max_length=MAX_CUSTOMER_ID)],
+    cart_id: Annotated[str, Path(max_length=MAX_CART_ID)],
+) -> dict[str, Any]:
     principal, orgid = api.principal()
     return storefront().cart_get(principal, orgid, customer_id, cart_id)
 
@@ -120,13 +150,13 @@ def cart_remove(request: CartRemove) -> dict[str, Any]:
 
 @api.post(
     "/storefront/pricing/calculate-cart",
-    SHOPPER,
+    Access(credentials=("jwt",), reads=True),
     summary="Server-side prices, coupon, tax, shipping",
     tags=["cart"],
 )
 def calculate(request: PriceRequest) -> dict[str, Any]:
     principal, orgid = api.principal()
-    return storefront().calculate(principal, orgid, request)
+    return storefront().calculate(principal, orgid, request, source_ip())
 
 
 @api.post(
@@ -138,14 +168,18 @@ def calculate(request: PriceRequest) -> dict[str, Any]:
 def checkout(request: CheckoutRequest) -> Response[Any]:
     principal, orgid = api.principal()
     key = header(app.current_event, "idempotency-key")
-    status, order = storefront().checkout(principal, orgid, request, key.strip()[:128] if key else None)
+    status, order = storefront().checkout(
+        principal, orgid, request, key.strip()[:128] if key else None, source_ip()
+    )
     return json_response(status, order)
 
 
 @api.get("/storefront/order/get", SHOPPER, summary="An order by ?orderNumber=", tags=["orders"])
-def order_get() -> dict[str, Any]:
+def order_get(
+    order_number: Annotated[str, Query(alias="orderNumber", max_length=MAX_ORDER_NUMBER)] = "",
+) -> dict[str, Any]:
     principal, orgid = api.principal()
-    return storefront().order_by_number(principal, orgid, query().get("orderNumber", ""))
+    return storefront().order_by_number(principal, orgid, order_number)
 
 
 @api.get(

@@ -14,6 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 MINOR_UNITS = 100
+# Far above any real price or order, and small enough that converting it never builds a giant integer
+# (``"1e999999999"`` is a valid Decimal) or leaves the Decimal context's precision.
+MAX_AMOUNT = Decimal("1e15")
+MAX_PERCENT = Decimal(1000)
 
 
 class PricingError(ValueError):
@@ -28,6 +32,8 @@ def to_minor(amount: Any) -> int:
         raise PricingError(f"not an amount: {amount!r}") from exc
     if not value.is_finite() or value < 0:
         raise PricingError(f"not an amount: {amount!r}")
+    if value >= MAX_AMOUNT:
+        raise PricingError(f"too large an amount: {amount!r}")
     minor = value * MINOR_UNITS
     if minor != minor.to_integral_value():
         raise PricingError(f"more precise than a cent: {amount!r}")
@@ -40,9 +46,12 @@ def percent_of(amount_minor: int, percent: Any) -> int:
         rate = Decimal(str(percent))
     except (InvalidOperation, ValueError) as exc:
         raise PricingError(f"not a percentage: {percent!r}") from exc
-    if not rate.is_finite() or rate < 0:
+    if not rate.is_finite() or not 0 <= rate <= MAX_PERCENT:
         raise PricingError(f"not a percentage: {percent!r}")
-    return int((Decimal(amount_minor) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return int((Decimal(amount_minor) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation as exc:  # beyond the context's precision
+        raise PricingError(f"cannot take {percent!r} % of {amount_minor}") from exc
 
 
 def to_major(amount_minor: int) -> float:

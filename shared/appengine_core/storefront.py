@@ -10,6 +10,9 @@ and ``record.created`` events. Any failed condition cancels all of it.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
@@ -17,20 +20,41 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appengine_core.directory import org_key
 from appengine_core.errors import Conflict, Forbidden, NotFound, RateLimited, invalid_field
+from appengine_core.limits import check_number, check_storable
 from appengine_core.pagination import PageRequest, fetch_page
-from appengine_core.pricing import Coupon, Line, PricingError, Quote, price_settings, quote, to_minor
+from appengine_core.pricing import (
+    Coupon,
+    Line,
+    PriceSettings,
+    PricingError,
+    Quote,
+    price_settings,
+    quote,
+    to_minor,
+)
 from appengine_core.principal import Principal
-from appengine_core.records import Record, new_id, utc_now_iso
+from appengine_core.records import Record, new_id, record_key_from_path_id, record_pk, utc_now_iso
 from appengine_core.repository import counter_change, counter_key, outbox_put, record_event
-from appengine_core.store import ConditionFailed, Operation, Put, TenantStore, Update
+from appengine_core.store import Check, ConditionFailed, Operation, Put, TenantStore, Update
 from appengine_core.tenancy import TenantKey
 from appengine_core.web import list_envelope
 
 CATALOG_CAP = 1000  # products examined per storefront lookup (see README: storefront costs)
 MAX_LINES = 40
 MAX_QUANTITY = 999
-GIFT_CARD_PROBES_PER_MINUTE = 10
+GIFT_CARD_PROBES_PER_MINUTE = 10  # unknown or inactive codes, per customer and per source IP
 IDEMPOTENCY_SECONDS = 24 * 3600
+MAX_CATEGORIES = 20
+MAX_FILTER_TEXT = 100  # a brand, a category, a slug or SKU in a storefront lookup
+MAX_CODE = 64
+MAX_CUSTOMER_ID = 100
+MAX_CART_ID = 64
+MAX_ORDER_NUMBER = 32
+# A shipping address is stored inside the order; these keep it far from DynamoDB's item limits.
+MAX_ADDRESS_DEPTH = 8
+MAX_ADDRESS_BYTES = 16 * 1024
+MAX_SHIPPING_BODY_BYTES = 256 * 1024
+INACTIVE_STATES = frozenset({"draft", "disabled", "archived"})
 
 
 class CartAdd(BaseModel):
@@ -84,6 +108,49 @@ def cart_key(orgid: str, customer_id: str, cart_id: str) -> TenantKey:
     return TenantKey(orgid, "#cart", f"{customer_id}:{cart_id}")
 
 
+def _instant(value: Any) -> datetime | None:
+    """An ``expiresAt`` as an aware datetime (ISO 8601 text or epoch seconds); None if unreadable."""
+    try:
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), UTC)
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_active(item: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether a coupon or gift card record applies (contract §7). An unreadable expiry fails closed:
+    a code nobody can tell is still valid is not honoured."""
+    if str(item.get("state") or "") in INACTIVE_STATES:
+        return False
+    data = item.get("data") or {}
+    if data.get("active") is False or str(data.get("active")).lower() == "false":
+        return False
+    expires = data.get("expiresAt")
+    if expires is None or expires == "":
+        return True
+    moment = _instant(expires)
+    return moment is not None and moment > (now or datetime.now(UTC))
+
+
+def _all_of(conditions: Sequence[Any]) -> Any:
+    """The AND of filter conditions as a balanced tree: boto3 renders expressions recursively, so a
+    left-deep chain would recurse once per term."""
+    if not conditions:
+        return None
+    if len(conditions) == 1:
+        return conditions[0]
+    middle = len(conditions) // 2
+    return _all_of(conditions[:middle]) & _all_of(conditions[middle:])
+
+
+def _bounded(value: str, field: str, limit: int) -> str:
+    if len(value) > limit:
+        raise invalid_field(field, f"at most {limit} characters")
+    return value
+
+
 class StorefrontService:
     def __init__(self, store: TenantStore | None = None) -> None:
         self._store = store or TenantStore()
@@ -106,14 +173,15 @@ class StorefrontService:
         page = PageRequest.from_query(
             {k: v for k, v in params.items() if k in ("p", "ps", "page", "pageSize")}
         )
-        extra: Any = None
-        if params.get("brand"):
-            extra = Attr("data.brand").eq(params["brand"])
+        brand = _bounded(params.get("brand") or "", "brand", MAX_FILTER_TEXT)
         categories = [c for c in (params.get("categories") or "").split(",") if c]
-        for category in categories:
-            condition = Attr("data.categories").contains(category)
-            extra = condition if extra is None else extra & condition
-        items = [Record.from_item(i) for i in self._published(orgid, extra)]
+        if len(categories) > MAX_CATEGORIES:
+            raise invalid_field("categories", f"at most {MAX_CATEGORIES} categories")
+        conditions: list[Any] = [Attr("data.brand").eq(brand)] if brand else []
+        conditions += [
+            Attr("data.categories").contains(_bounded(c, "categories", MAX_FILTER_TEXT)) for c in categories
+        ]
+        items = [Record.from_item(i) for i in self._published(orgid, _all_of(conditions))]
         sort = params.get("sort") or ""
         descending = sort.startswith("-")
         field = sort.lstrip("-")
@@ -133,6 +201,7 @@ class StorefrontService:
         )
 
     def product(self, orgid: str, slug_or_sku: str) -> Record:
+        _bounded(slug_or_sku, "slugOrSku", MAX_FILTER_TEXT)
         found = self._published(orgid, Attr("data.slug").eq(slug_or_sku) | Attr("data.sku").eq(slug_or_sku))
         if not found:
             raise NotFound("no such product")
@@ -154,6 +223,12 @@ class StorefrontService:
             raise NotFound("no such org")
         return dict(org.get("settings") or {})
 
+    def _price_settings(self, orgid: str) -> PriceSettings:
+        try:
+            return price_settings(self.org_settings(orgid))
+        except PricingError as exc:
+            raise Conflict("the org's pricing settings are misconfigured") from exc
+
     def payment_gateways(self, orgid: str) -> dict[str, Any]:
         methods = self.org_settings(orgid).get("paymentMethods") or [
             {"id": "manual", "name": "Manual payment", "enabled": True}
@@ -169,12 +244,20 @@ class StorefrontService:
         )
 
     def shipping_options(self, orgid: str, body: dict[str, Any]) -> dict[str, Any]:
-        settings = price_settings(self.org_settings(orgid))
         total = body.get("orderTotal")
+        total_minor: int | None = None
+        if total is not None:
+            check_number(total, "orderTotal")
+            try:
+                total_minor = to_minor(total)
+            except PricingError as exc:
+                raise invalid_field("orderTotal", "must be an amount of 0 or more in whole cents") from exc
+        check_storable(body, "body", max_bytes=MAX_SHIPPING_BODY_BYTES)
+        settings = self._price_settings(orgid)
         free = (
             settings.free_shipping_over_minor is not None
-            and total is not None
-            and to_minor(total) >= settings.free_shipping_over_minor
+            and total_minor is not None
+            and total_minor >= settings.free_shipping_over_minor
         )
         amount = 0 if free else settings.shipping_flat_minor
         option = {
@@ -186,28 +269,53 @@ class StorefrontService:
         return {"served": True, "options": [option], "currency": settings.currency}
 
     # -- gift cards ----------------------------------------------------------------------------
-    def _gift_card(self, orgid: str, code: str) -> dict[str, Any] | None:
+    def _active_record(self, orgid: str, collection: str, code: str) -> dict[str, Any] | None:
         page = self._store.query(
-            orgid, "giftcard", limit=CATALOG_CAP, filter_condition=Attr("data.code").eq(code)
+            orgid, collection, limit=CATALOG_CAP, filter_condition=Attr("data.code").eq(code)
         )
-        return page.items[0] if page.items else None
+        now = datetime.now(UTC)
+        return next((item for item in page.items if is_active(item, now)), None)
+
+    def _gift_card(self, orgid: str, code: str, subjects: Sequence[str]) -> dict[str, Any] | None:
+        """The active gift card with this code, or None; a lookup that finds none uses up one of the
+        minute's allowance of every subject (customer, source IP) (contract §7).
+
+        The allowance is taken before the lookup and given back when the code is good: counting only
+        after a miss would let a burst of parallel guesses all be looked up before the counter moved.
+        """
+        window = int(time.time() // 60)
+        keys = [TenantKey(orgid, "#giftcard-probe", f"{subject}:{window}") for subject in subjects]
+        taken: list[TenantKey] = []
+        try:
+            for key in keys:
+                self._store.update(
+                    Update(
+                        key,
+                        "ADD probes :one SET #ttl = :ttl",
+                        values={":one": 1, ":ttl": (window + 2) * 60, ":limit": GIFT_CARD_PROBES_PER_MINUTE},
+                        names={"#ttl": "ttl"},
+                        condition="attribute_not_exists(probes) OR probes < :limit",
+                    ),
+                    return_new=False,
+                )
+                taken.append(key)
+        except ConditionFailed as exc:
+            self._give_back(taken)
+            raise RateLimited(
+                int((window + 1) * 60 - time.time()) + 1, "too many unknown gift card codes"
+            ) from exc
+        card = self._active_record(orgid, "giftcard", code)
+        if card is not None:
+            self._give_back(taken)
+        return card
+
+    def _give_back(self, keys: Sequence[TenantKey]) -> None:
+        for key in keys:
+            self._store.update(Update(key, "ADD probes :back", values={":back": -1}), return_new=False)
 
     def gift_card_balance(self, orgid: str, code: str, source_ip: str) -> dict[str, Any]:
-        window = int(time.time() // 60)
-        try:
-            self._store.update(
-                Update(
-                    TenantKey(orgid, "#giftcard-probe", f"{source_ip}:{window}"),
-                    "ADD probes :one SET #ttl = :ttl",
-                    values={":one": 1, ":ttl": (window + 2) * 60, ":limit": GIFT_CARD_PROBES_PER_MINUTE},
-                    names={"#ttl": "ttl"},
-                    condition="attribute_not_exists(probes) OR probes < :limit",
-                ),
-                return_new=False,
-            )
-        except ConditionFailed as exc:
-            raise RateLimited(int((window + 1) * 60 - time.time()) + 1, "too many gift card checks") from exc
-        card = self._gift_card(orgid, code)
+        _bounded(code, "code", MAX_CODE)
+        card = self._gift_card(orgid, code, [f"ip:{source_ip}"])
         if card is None:
             raise NotFound("no such gift card")
         data = card.get("data") or {}
@@ -215,16 +323,27 @@ class StorefrontService:
 
     # -- carts ---------------------------------------------------------------------------------
     @staticmethod
-    def _customer_of(actor: Principal, requested: str | None) -> str:
-        """The customer a cart call is for: a customer itself; a staff operator names one."""
+    def _own_customer(actor: Principal) -> str:
+        return record_pk("customer", TenantKey.parse(actor.principal_id).item_id)
+
+    def _customer_of(self, actor: Principal, orgid: str, requested: str | None, *, need: str) -> str:
+        """The customer (its pk) a cart or order call is for: a customer itself; a staff operator
+        names one, needs ``need`` (``read`` to look, ``update`` to act) in the org, and the customer
+        must be an existing, enabled customer of the org (contract §7 operators)."""
         if actor.kind == "customer":
-            own = f"customer-{TenantKey.parse(actor.principal_id).item_id}"
+            own = self._own_customer(actor)
             if requested and requested != own:
                 raise NotFound("no such cart")
             return own
-        if not requested or not requested.startswith("customer-"):
+        if not actor.has_permission(need):
+            raise Forbidden(f"acting for a customer needs the {need} permission")
+        if not requested:
             raise invalid_field("customerId", "staff acting on a cart must name the customer (its pk)")
-        return requested
+        key = record_key_from_path_id(orgid, "customer", _bounded(requested, "customerId", MAX_CUSTOMER_ID))
+        item = self._store.get(key) if key is not None else None
+        if key is None or item is None or (item.get("data") or {}).get("disabled"):
+            raise NotFound("no such customer")
+        return record_pk("customer", key.item_id)
 
     def _cart(self, orgid: str, customer_id: str, cart_id: str) -> dict[str, Any]:
         cart = self._store.get(cart_key(orgid, customer_id, cart_id), consistent=True)
@@ -234,7 +353,7 @@ class StorefrontService:
 
     def _cart_view(self, orgid: str, cart: dict[str, Any]) -> dict[str, Any]:
         priced = self._price_lines(orgid, cart.get("items") or [], strict=False)
-        result = quote(priced, price_settings(self.org_settings(orgid)))
+        result = quote(priced, self._price_settings(orgid))
         body = result.as_body()
         view = {
             "cartId": cart["cartId"],
@@ -284,7 +403,13 @@ class StorefrontService:
 
     def _check_stock(self, orgid: str, sku: str, quantity: int) -> None:
         stock = (self._product(orgid, sku).get("data") or {}).get("stock")
-        if stock is not None and int(stock) < quantity:
+        if stock is None:
+            return  # not stock-tracked: any quantity (contract §7)
+        try:
+            available = int(stock)
+        except (TypeError, ValueError) as exc:
+            raise Conflict(f"product {sku} has no valid stock") from exc
+        if available < quantity:
             raise Conflict(f"only {stock} of {sku} in stock")
 
     def _save_cart(self, orgid: str, cart: dict[str, Any], expected_version: int | None) -> None:
@@ -307,11 +432,12 @@ class StorefrontService:
         cart["version"] = new_version
 
     def cart_get(self, actor: Principal, orgid: str, customer_id: str, cart_id: str) -> dict[str, Any]:
-        customer = self._customer_of(actor, customer_id)
+        _bounded(cart_id, "cartId", MAX_CART_ID)
+        customer = self._customer_of(actor, orgid, customer_id, need="read")
         return self._cart_view(orgid, self._cart(orgid, customer, cart_id))
 
     def cart_add(self, actor: Principal, orgid: str, request: CartAdd) -> dict[str, Any]:
-        customer = self._customer_of(actor, request.customerId)
+        customer = self._customer_of(actor, orgid, request.customerId, need="update")
         if request.cartId:
             cart = self._cart(orgid, customer, request.cartId)
             expected: int | None = int(cart.get("version", 1))
@@ -337,7 +463,7 @@ class StorefrontService:
         return self._cart_view(orgid, cart)
 
     def cart_update(self, actor: Principal, orgid: str, request: CartUpdate | CartRemove) -> dict[str, Any]:
-        customer = self._customer_of(actor, request.customerId)
+        customer = self._customer_of(actor, orgid, request.customerId, need="update")
         cart = self._cart(orgid, customer, request.cartId)
         if cart.get("status") != "open":
             raise Conflict("the cart was checked out")
@@ -358,17 +484,18 @@ class StorefrontService:
     def _coupon(self, orgid: str, code: str | None) -> tuple[Coupon | None, dict[str, Any] | None]:
         if not code:
             return None, None
-        page = self._store.query(
-            orgid, "coupon", limit=CATALOG_CAP, filter_condition=Attr("data.code").eq(code)
-        )
-        if not page.items:
+        # Inactive and expired coupons answer exactly as unknown ones do (contract §7).
+        item = self._active_record(orgid, "coupon", code)
+        if item is None:
             raise invalid_field("couponCode", "no such coupon")
-        item = page.items[0]
         data = item.get("data") or {}
-        expires = data.get("expiresAt")
-        limit, used = data.get("usageLimit"), int(data.get("usedCount", 0))
-        if (expires and str(expires) <= utc_now_iso()) or (limit is not None and used >= int(limit)):
-            raise invalid_field("couponCode", "the coupon has expired or is used up")
+        try:
+            limit, used = data.get("usageLimit"), int(data.get("usedCount", 0))
+            used_up = limit is not None and used >= int(limit)
+        except (TypeError, ValueError) as exc:
+            raise Conflict("the coupon is misconfigured") from exc
+        if used_up:
+            raise invalid_field("couponCode", "the coupon is used up")
         kind = data.get("type", "percent")
         if kind not in ("percent", "fixed"):
             raise Conflict("the coupon is misconfigured")
@@ -380,27 +507,46 @@ class StorefrontService:
         items: list[dict[str, Any]],
         coupon_code: str | None,
         gift_code: str | None,
+        probers: Sequence[str],
         found: dict[str, Any] | None = None,
     ) -> tuple[Quote, Any, Any]:
+        """``probers``: whose gift-card allowance a lookup of ``gift_code`` uses (contract §7)."""
         lines = self._price_lines(orgid, items, found=found)
         coupon, coupon_item = self._coupon(orgid, coupon_code)
-        gift = self._gift_card(orgid, gift_code) if gift_code else None
+        gift = self._gift_card(orgid, gift_code, probers) if gift_code else None
         if gift_code and gift is None:
             raise invalid_field("giftCardCode", "no such gift card")
-        balance = to_minor((gift or {}).get("data", {}).get("balance", 0)) if gift else 0
-        return quote(lines, price_settings(self.org_settings(orgid)), coupon, balance), coupon_item, gift
+        try:
+            balance = to_minor((gift.get("data") or {}).get("balance", 0)) if gift else 0
+            priced = quote(lines, self._price_settings(orgid), coupon, balance)
+        except PricingError as exc:
+            raise Conflict("a coupon or gift card of the org is misconfigured") from exc
+        return priced, coupon_item, gift
 
-    def calculate(self, actor: Principal, orgid: str, request: PriceRequest) -> dict[str, Any]:
-        if request.cartId:
-            items = (
-                self._cart(orgid, self._customer_of(actor, request.customerId), request.cartId).get("items")
-                or []
+    @staticmethod
+    def _probers(actor: Principal, source_ip: str) -> list[str]:
+        return [f"principal:{actor.principal_id}", f"ip:{source_ip}"]
+
+    def calculate(
+        self, actor: Principal, orgid: str, request: PriceRequest, source_ip: str = "unknown"
+    ) -> dict[str, Any]:
+        if request.shippingAddress is not None:
+            check_storable(
+                request.shippingAddress,
+                "shippingAddress",
+                max_depth=MAX_ADDRESS_DEPTH,
+                max_bytes=MAX_ADDRESS_BYTES,
             )
+        if request.cartId:
+            customer = self._customer_of(actor, orgid, request.customerId, need="read")
+            items = self._cart(orgid, customer, request.cartId).get("items") or []
         elif request.productItems:
             items = [i.model_dump() for i in request.productItems]
         else:
             raise invalid_field("productItems", "give productItems or a cartId")
-        result, _, _ = self._quote(orgid, items, request.couponCode, request.giftCardCode)
+        result, _, _ = self._quote(
+            orgid, items, request.couponCode, request.giftCardCode, self._probers(actor, source_ip)
+        )
         return result.as_body()
 
     # -- checkout and orders -------------------------------------------------------------------
@@ -411,9 +557,21 @@ class StorefrontService:
         return Record.from_item(item).model_dump()
 
     def checkout(
-        self, actor: Principal, orgid: str, request: CheckoutRequest, idempotency_key: str | None
+        self,
+        actor: Principal,
+        orgid: str,
+        request: CheckoutRequest,
+        idempotency_key: str | None,
+        source_ip: str = "unknown",
     ) -> tuple[int, dict[str, Any]]:
-        customer = self._customer_of(actor, request.customerId)
+        if request.shippingAddress is not None:
+            check_storable(
+                request.shippingAddress,
+                "shippingAddress",
+                max_depth=MAX_ADDRESS_DEPTH,
+                max_bytes=MAX_ADDRESS_BYTES,
+            )
+        customer = self._customer_of(actor, orgid, request.customerId, need="update")
         replay_key = (
             TenantKey(orgid, "#idempotency", f"{customer}:{idempotency_key}") if idempotency_key else None
         )
@@ -431,7 +589,12 @@ class StorefrontService:
             raise invalid_field("cartId", "the cart is empty")
         products: dict[str, Any] = {}
         result, coupon_item, gift = self._quote(
-            orgid, items, request.couponCode, request.giftCardCode, products
+            orgid,
+            items,
+            request.couponCode,
+            request.giftCardCode,
+            self._probers(actor, source_ip),
+            products,
         )
         number = self._next_order_number(orgid)
         body = result.as_body()
@@ -461,9 +624,23 @@ class StorefrontService:
         operations: list[Operation] = []
         for line in result.lines:
             product = products[line.sku]
+            product_key = TenantKey.parse(str(product["_sk"]))
+            if (product.get("data") or {}).get("stock") is None:
+                # Not stock-tracked: nothing to decrement, but it must still be on sale and must not
+                # have become stock-tracked since it was priced.
+                operations.append(
+                    Check(
+                        product_key,
+                        "#state = :published AND "
+                        "(attribute_not_exists(#d.#stock) OR attribute_type(#d.#stock, :null))",
+                        values={":published": "published", ":null": "NULL"},
+                        names={"#d": "data", "#stock": "stock", "#state": "state"},
+                    )
+                )
+                continue
             operations.append(
                 Update(
-                    TenantKey.parse(str(product["_sk"])),
+                    product_key,
                     "SET #d.#stock = #d.#stock - :q, #v = #v + :one",
                     values={":q": line.quantity, ":one": 1, ":published": "published"},
                     names={"#d": "data", "#stock": "stock", "#v": "version", "#state": "state"},
@@ -532,6 +709,8 @@ class StorefrontService:
             self._store.transact(operations)
         except ConditionFailed as exc:
             if exc.index is not None and exc.index < stock_checks:
+                if isinstance(operations[exc.index], Check):
+                    raise Conflict(f"{result.lines[exc.index].sku} changed meanwhile; try again") from exc
                 raise Conflict(f"not enough stock for {result.lines[exc.index].sku}") from exc
             # Lost a race with a duplicate of this checkout: answer what the winner created.
             if replay_key is not None and (replay := self._store.get(replay_key, consistent=True)):
@@ -559,11 +738,14 @@ class StorefrontService:
         return f"{int(counter.get('next', 1)):08d}"
 
     def order_by_number(self, actor: Principal, orgid: str, number: str) -> dict[str, Any]:
+        if actor.kind != "customer" and not actor.has_permission("read"):
+            raise Forbidden("reading a customer's order needs the read permission")
+        _bounded(number, "orderNumber", MAX_ORDER_NUMBER)
         pointer = self._store.get(TenantKey(orgid, "#order-number", number)) if number else None
         if pointer is None:
             raise NotFound("no such order")
         order = self._order_record(orgid, str(pointer["order"]))
-        if actor.kind == "customer" and order["data"].get("customerId") != self._customer_of(actor, None):
+        if actor.kind == "customer" and order["data"].get("customerId") != self._own_customer(actor):
             raise NotFound("no such order")
         return order
 
@@ -572,7 +754,7 @@ class StorefrontService:
         or for staff every order of the org."""
         if actor.kind == "customer":
             collection = "#customer-order"
-            prefix: str | None = f"{orgid}:{collection}:{self._customer_of(actor, None)}:"
+            prefix: str | None = f"{orgid}:{collection}:{self._own_customer(actor)}:"
         else:
             if not actor.has_permission("read"):
                 raise Forbidden("needs the read permission")

@@ -20,10 +20,19 @@ def test_amounts_convert_exactly_or_not_at_all(amount: object, minor: int | None
         assert to_minor(amount) == minor
 
 
-@pytest.mark.parametrize("amount", [-1, "abc", float("nan"), float("inf"), "1.005"])
+@pytest.mark.parametrize(
+    "amount", [-1, "abc", float("nan"), float("inf"), "1.005", True, None, [1], "1e999999999", 10**15]
+)
 def test_invalid_amounts_are_refused(amount: object) -> None:
+    # Huge exponents are refused before they become a giant integer
     with pytest.raises(PricingError):
         to_minor(amount)
+
+
+@pytest.mark.parametrize("percent", [-1, "abc", float("nan"), 1001, "1e999999999"])
+def test_invalid_percentages_are_refused(percent: object) -> None:
+    with pytest.raises(PricingError):
+        percent_of(1000, percent)
 
 
 @pytest.mark.parametrize(
