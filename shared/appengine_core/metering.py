@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,15 @@ from appengine_core.tenancy import TenantKey
 
 USAGE_COLLECTION = "#usage"
 RETENTION_DAYS = 400
+# The org item's collection (directory.org_key); not imported from directory, which sits above this
+# module (web -> metering must not pull in the directory and its models).
+ORG_COLLECTION = "#org"
+# An org rarely appears or disappears, so a minute of staleness is cheap; a missing org is re-read
+# sooner so a newly created org is counted within seconds.
+ORG_FOUND_TTL_SECONDS = 60.0
+ORG_MISSING_TTL_SECONDS = 5.0
+# Bounded: anyone can send any orgid on a public route, so the cache must not grow with what they send.
+ORG_CACHE_SIZE = 1024
 log = logging.getLogger("appengine.metering")
 
 
@@ -20,12 +30,35 @@ def _day(moment: datetime) -> str:
 
 
 class UsageMeter:
-    def __init__(self, store: TenantStore | None = None) -> None:
+    """Counts requests of orgs that exist: anyone may send any orgid to a public route, and a counter
+    written for an org that does not exist would let them fill the table with items of made-up orgs.
+
+    One meter lives as long as its container, and so does its cache of org lookups.
+    """
+
+    def __init__(self, store: TenantStore | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store or TenantStore()
+        self._clock = clock
+        self._orgs: dict[str, tuple[bool, float]] = {}  # orgid -> (exists, valid until)
+
+    def org_exists(self, orgid: str) -> bool:
+        now = self._clock()
+        cached = self._orgs.get(orgid)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        exists = self._store.get(TenantKey(orgid, ORG_COLLECTION, orgid)) is not None
+        self._orgs.pop(orgid, None)
+        if len(self._orgs) >= ORG_CACHE_SIZE:
+            del self._orgs[next(iter(self._orgs))]  # the oldest entry (dicts keep insertion order)
+        ttl = ORG_FOUND_TTL_SECONDS if exists else ORG_MISSING_TTL_SECONDS
+        self._orgs[orgid] = (exists, now + ttl)
+        return exists
 
     def count_request(self, orgid: str) -> None:
-        """Count one request; a metering failure never fails the request it counts."""
+        """Count one request of an existing org; a metering failure never fails the request it counts."""
         try:
+            if not self.org_exists(orgid):
+                return
             self._store.update(
                 Update(
                     TenantKey(orgid, USAGE_COLLECTION, _day(datetime.now(UTC))),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.contract.conftest import LocalApi
+from tests.contract.conftest import LocalApi, local_stack
 
 
 def readme_block(marker: str) -> str:
@@ -24,8 +25,17 @@ def expected_outputs(script: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(r"^#> (.+)$", script, re.MULTILINE)]
 
 
+@pytest.fixture(scope="module")
+def fresh_api() -> Iterator[LocalApi]:
+    """A stack of its own, as a new user's `make dev` is: other contract tests add products and users to
+    the shared stack, and the walk-through shows counts of a fresh demo seed."""
+    with local_stack("readme") as local:
+        yield local
+
+
 @pytest.mark.parametrize("marker", ["auth", "apikeys", "repository", "storefront"])
-def test_readme_walkthrough_runs_verbatim(api: LocalApi, marker: str) -> None:
+def test_readme_walkthrough_runs_verbatim(fresh_api: LocalApi, marker: str) -> None:
+    api = fresh_api
     script = readme_block(marker)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],

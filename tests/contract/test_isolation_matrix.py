@@ -1,0 +1,685 @@
+"""Issue 13, "How to prove it": the cross-tenant isolation matrix over every route the template declares.
+
+The routes come from ``template.yaml`` (through ``appengine_local.template``), so a route added there
+without a row here fails ``test_every_template_route_has_an_expected_row`` and its own matrix test.
+Every route is called once per persona; the expected status follows the contract (§1 principals, key
+scopes and "credentials that cannot administer", §4 user management, §5 keys, §6 repository, §7
+storefront). Expectations are rules per route group (``Rule``), not hand-written cells.
+
+Personas (all but the home ones send ``orgid: acme``):
+- ``acme_admin``: acme's RootAdmin, the control row: proves each request is well formed, so that a
+  refusal elsewhere is a refusal and not a bad request.
+- ``customer``: acme's customer buyer@acme.test.
+- ``other_user``: globex's RootAdmin calling with ``orgid: acme``.
+- ``shared_user``: a User made by the platform root with the membership User+read in acme and
+  RootAdmin in globex (contract §1: per-org memberships), calling acme.
+- ``read_key`` / ``write_key``: keys of acme's admin with scopes ``read`` / ``read``+``write``.
+- ``other_key``: a read+write key of globex's admin, sent with ``orgid: acme``.
+- ``other_user_home`` / ``shared_user_home``: the same two outsiders acting in globex, where they are
+  RootAdmin, but naming acme's records, keys, users, customers and carts: 404 (never reveal that it
+  exists elsewhere, §1 step 7); on routes without an acme id they act on globex, and nothing of acme may
+  appear in what they get. Public routes ignore credentials, so these two are not run there.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from appengine_local.template import load_template
+from tests.contract.conftest import HttpResponse, LocalApi, sign_in
+
+ALL_PERMISSIONS = ["create", "read", "update", "delete", "review", "approve"]
+PASSWORD = "matrix-pass-1234"
+
+ACME_PERSONAS = (
+    "acme_admin",
+    "customer",
+    "other_user",
+    "shared_user",
+    "read_key",
+    "write_key",
+    "other_key",
+)
+HOME_PERSONAS = ("other_user_home", "shared_user_home")
+TEMPLATE_ROUTES = {(route.method, route.path): route for route in load_template().routes}
+
+
+# -- expectations ------------------------------------------------------------------------------------
+STAFF_READ = frozenset({"acme_admin", "shared_user", "read_key", "write_key"})
+STAFF_WRITE = frozenset({"acme_admin", "write_key"})
+# A person's JWT only, an admin of acme: keys never manage users or keys (contract §1, §5).
+PERSON_ADMIN = frozenset({"acme_admin"})
+SIGNED_IN = frozenset({"acme_admin", "customer", "shared_user", "read_key", "write_key"})
+# Keys never manage sessions: signing out takes a person's token.
+PERSONS = frozenset({"acme_admin", "customer", "shared_user"})
+CUSTOMER_ONLY = frozenset({"customer"})
+# Storefront operators: `read` reads a customer's carts and orders, `update` acts (contract §7). The
+# cart routes take a Customer or User JWT (§7), so keys are refused there: the stricter reading of §1,
+# which lists calculate-cart among the routes a `read` key may call without saying that keys reach it.
+SHOP_READ = frozenset({"customer", "acme_admin", "shared_user"})
+SHOP_WRITE = frozenset({"customer", "acme_admin"})
+USAGE = frozenset({"acme_admin", "read_key", "write_key"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Expected statuses of one route: ``ok`` for the acme personas in ``allowed``, 403 for the others.
+
+    Home personas (RootAdmin in globex): ``foreign`` routes name acme's data → 404; other routes act on
+    globex → ``ok`` when an org admin may call the route at all, else 403; ``home`` overrides.
+    """
+
+    ok: int = 200
+    allowed: frozenset[str] = frozenset()
+    public: bool = False
+    foreign: bool = False
+    home: frozenset[int] | None = None
+
+    def expected(self, persona: str) -> frozenset[int]:
+        if self.public:
+            return frozenset({self.ok})
+        if persona in HOME_PERSONAS:
+            if self.home is not None:
+                return self.home
+            if "acme_admin" not in self.allowed:
+                return frozenset({403})
+            return frozenset({404 if self.foreign else self.ok})
+        return frozenset({self.ok if persona in self.allowed else 403})
+
+
+def public(status: int = 200) -> Rule:
+    return Rule(ok=status, public=True)
+
+
+# -- the world the matrix aims at --------------------------------------------------------------------
+@dataclass
+class World:
+    api: LocalApi
+    headers: dict[str, dict[str, str]]
+    fresh_session: dict[str, Callable[[], dict[str, str]]]
+    admin: dict[str, str]
+    buyer: dict[str, str]
+    buyer_pk: str
+    marker: str
+    sku: str
+    slug: str
+    note: dict[str, Any]
+    cart_id: str
+    order_number: str
+    read_key_id: str
+    target: dict[str, Any]
+    target_headers: dict[str, str]
+    shared_email: str
+    # What belongs to acme only: none of it may appear in an answer to a home persona.
+    secrets: list[str] = field(default_factory=list)
+
+    def new_note(self) -> dict[str, Any]:
+        response = self.api.post(
+            "/repository/create",
+            headers=self.admin,
+            body={"datatype": "note", "data": {"marker": self.marker, "n": 1}},
+        )
+        assert response.status == 201, response.text
+        note = dict(response.json())
+        self.secrets += [note["pk"], note["sk"]]
+        return note
+
+    def new_cart(self) -> str:
+        response = self.api.post(
+            "/storefront/cart/add", headers=self.buyer, body={"sku": self.sku, "quantity": 1}
+        )
+        assert response.status == 200, response.text
+        cart_id = str(response.json()["cartId"])
+        self.secrets.append(cart_id)
+        return cart_id
+
+    def key_works(self, plaintext: str) -> bool:
+        return (
+            self.api.get("/profile/whoami", headers={"orgid": "acme", "x-api-key": plaintext}).status == 200
+        )
+
+
+def create_key(api: LocalApi, headers: dict[str, str], scopes: list[str]) -> dict[str, Any]:
+    response = api.post(
+        "/api-key/create",
+        headers=headers,
+        body={
+            "name": f"matrix-{uuid.uuid4().hex[:8]}",
+            "scopes": scopes,
+            # The matrix sends one request per route with each key: far below this.
+            "rateLimit": {"requestsPerMinute": 100_000},
+        },
+    )
+    assert response.status == 201, response.text
+    return dict(response.json())
+
+
+def bearer(api: LocalApi, email: str, password: str, orgid: str, kind: str = "user") -> dict[str, str]:
+    return {"orgid": orgid, "authorization": "Bearer " + sign_in(api, email, password, orgid, kind)["token"]}
+
+
+@pytest.fixture(scope="module")
+def world(api: LocalApi) -> World:
+    tag = uuid.uuid4().hex[:10]
+    admin = bearer(api, "admin@acme.test", "acme-admin-pass", "acme")
+    globex_admin = bearer(api, "admin@globex.test", "globex-admin-pass", "globex")
+    signed_in_buyer = sign_in(api, "buyer@acme.test", "acme-buyer-pass", "acme", kind="customer")
+    buyer = {"orgid": "acme", "authorization": "Bearer " + signed_in_buyer["token"]}
+    root = bearer(api, "root@platform.test", "platform-root-pass", "platform")
+
+    # The shared user: User+read in acme, RootAdmin in globex, made by the platform root (§1, §4).
+    shared_email = f"shared-{tag}@matrix.test"
+    created = api.post(
+        "/user/create",
+        headers=root | {"orgid": "acme"},
+        body={
+            "email": shared_email,
+            "password": PASSWORD,
+            "roles": ["User"],
+            "permissions": ["read"],
+            "orgs": ["acme", "globex"],
+        },
+    )
+    assert created.status == 201, created.text
+    promoted = api.post(
+        f"/user/update/{created.json()['pk']}",
+        headers=root | {"orgid": "globex"},
+        body={"roles": ["RootAdmin"], "permissions": ALL_PERMISSIONS},
+    )
+    assert promoted.status == 200, promoted.text
+
+    # A plain acme user to aim user updates at.
+    target_email = f"target-{tag}@matrix.test"
+    target = api.post(
+        "/user/create",
+        headers=admin,
+        body={"email": target_email, "password": PASSWORD, "roles": ["User"], "permissions": ["read"]},
+    )
+    assert target.status == 201, target.text
+
+    read_key = create_key(api, admin, ["read"])
+    write_key = create_key(api, admin, ["read", "write"])
+    globex_key = create_key(api, globex_admin, ["read", "write"])
+
+    # A product of acme's own (stock far above what the matrix buys), a cart and an order of the buyer.
+    sku, slug = f"MX-{tag}".upper(), f"mx-{tag}"
+    product = api.post(
+        "/repository/create",
+        headers=admin,
+        body={
+            "datatype": "product",
+            "state": "published",
+            "data": {"name": "Matrix mug", "sku": sku, "slug": slug, "price": 3, "stock": 100_000},
+        },
+    )
+    assert product.status == 201, product.text
+
+    def shared_session(orgid: str) -> Callable[[], dict[str, str]]:
+        return lambda: bearer(api, shared_email, PASSWORD, "acme") | {"orgid": orgid}
+
+    def person(email: str, password: str, orgid: str, kind: str = "user") -> Callable[[], dict[str, str]]:
+        return lambda: bearer(api, email, password, orgid, kind)
+
+    fresh_session = {
+        "acme_admin": person("admin@acme.test", "acme-admin-pass", "acme"),
+        "customer": person("buyer@acme.test", "acme-buyer-pass", "acme", "customer"),
+        "other_user": lambda: (
+            bearer(api, "admin@globex.test", "globex-admin-pass", "globex") | {"orgid": "acme"}
+        ),
+        "shared_user": shared_session("acme"),
+        "other_user_home": person("admin@globex.test", "globex-admin-pass", "globex"),
+        "shared_user_home": shared_session("globex"),
+        "read_key": lambda: {"orgid": "acme", "x-api-key": read_key["key"]},
+        "write_key": lambda: {"orgid": "acme", "x-api-key": write_key["key"]},
+        "other_key": lambda: {"orgid": "acme", "x-api-key": globex_key["key"]},
+    }
+    shared = shared_session("acme")()
+    headers = {
+        "acme_admin": admin,
+        "customer": buyer,
+        "other_user": globex_admin | {"orgid": "acme"},
+        "shared_user": shared,
+        "other_user_home": globex_admin,
+        "shared_user_home": shared | {"orgid": "globex"},
+        "read_key": fresh_session["read_key"](),
+        "write_key": fresh_session["write_key"](),
+        "other_key": fresh_session["other_key"](),
+    }
+    world = World(
+        api=api,
+        headers=headers,
+        fresh_session=fresh_session,
+        admin=admin,
+        buyer=buyer,
+        buyer_pk=str(signed_in_buyer["customer"]["pk"]),
+        marker=f"marker-{tag}",
+        sku=sku,
+        slug=slug,
+        note={},
+        cart_id="",
+        order_number="",
+        read_key_id=str(read_key["id"]),
+        target=dict(target.json()),
+        target_headers=bearer(api, target_email, PASSWORD, "acme"),
+        shared_email=shared_email,
+    )
+    world.secrets += [world.marker, world.buyer_pk, sku, world.read_key_id, target_email]
+    world.secrets += [str(target.json()["pk"]), str(read_key["prefix"])]
+    world.note = world.new_note()
+    world.cart_id = world.new_cart()
+    ordered = api.post("/storefront/checkout-cart", headers=buyer, body={"cartId": world.new_cart()})
+    assert ordered.status == 201, ordered.text
+    world.order_number = str(ordered.json()["data"]["orderNumber"])
+    world.cart_id = world.new_cart()
+    return world
+
+
+# -- one request per cell ------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    response: HttpResponse
+    problems: list[str] = field(default_factory=list)
+
+
+Call = Callable[[World, str, dict[str, str], Any], Outcome]
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call a route, and for routes that change an acme target: how to make one (``target``) and
+    how to tell that it is as it was (``intact``).
+
+    A persona expected to succeed gets a fresh target of its own; the personas expected to be refused
+    share one, which must be intact once they all have been refused.
+    """
+
+    rule: Rule
+    call: Call
+    target: Callable[[World], Any] | None = None
+    intact: Callable[[World, Any], bool] | None = None
+
+
+def plain(method: str, path: str | Callable[[World], str], body: Any = None) -> Call:
+    def call(w: World, _: str, headers: dict[str, str], __: Any) -> Outcome:
+        target = path(w) if callable(path) else path
+        payload = body(w) if callable(body) else body
+        return Outcome(w.api.request(method, target, headers=headers, body=payload))
+
+    return call
+
+
+def signout(w: World, persona: str, _: dict[str, str], __: Any) -> Outcome:
+    # A session of its own, so that signing out never ends the session the other cells use.
+    return Outcome(w.api.post("/profile/signout", headers=w.fresh_session[persona]()))
+
+
+def whoami(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    outcome = Outcome(w.api.get("/profile/whoami", headers=headers))
+    if persona == "shared_user" and outcome.response.status == 200:
+        data = outcome.response.json()["principal"]["data"]
+        # §1: the call runs with acme's membership only, and shows it where clients read it.
+        if data.get("roles") != ["User"] or (data.get("permissions") or {}).get("content") != ["read"]:
+            outcome.problems.append(
+                f"shared user in acme shown with {data.get('roles')} {data.get('permissions')}"
+            )
+    return outcome
+
+
+def list_acme_users(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    outcome = Outcome(w.api.get("/user/org/acme?ps=100", headers=headers))
+    if persona == "acme_admin" and outcome.response.status == 200:
+        users = outcome.response.json()["data"]
+        # §1: a user list of acme shows the shared user's acme membership only, never globex.
+        for user in [u for u in users if u.get("data", {}).get("email") == w.shared_email]:
+            if user["data"].get("roles") != ["User"] or "globex" in json.dumps(user):
+                outcome.problems.append(f"acme's user list shows the shared user as {user['data']}")
+    return outcome
+
+
+def create_user(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    body: dict[str, Any] = {
+        "email": f"made-{uuid.uuid4().hex[:10]}@matrix.test",
+        "password": PASSWORD,
+        "roles": ["User"],
+        "permissions": ["read"],
+    }
+    if persona in HOME_PERSONAS:
+        body["orgs"] = ["globex", "acme"]  # a membership in acme, where the actor is no admin
+    return Outcome(w.api.post("/user/create", headers=headers, body=body))
+
+
+def update_user(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    # The control changes nothing that matters; everyone else tries to make the target a RootAdmin.
+    body = (
+        {"permissions": ["read"]}
+        if persona == "acme_admin"
+        else {"roles": ["RootAdmin"], "permissions": ALL_PERMISSIONS, "disabled": False}
+    )
+    return Outcome(w.api.post(f"/user/update/{w.target['pk']}", headers=headers, body=body))
+
+
+def target_still_plain_user(w: World, _: Any) -> bool:
+    me = w.api.get("/profile/whoami", headers=w.target_headers)
+    return me.status == 200 and me.json()["principal"]["data"].get("roles") == ["User"]
+
+
+def on_key(method: str, route: str) -> Call:
+    def call(w: World, _: str, headers: dict[str, str], key: dict[str, Any]) -> Outcome:
+        return Outcome(w.api.request(method, route.format(key_id=key["id"]), headers=headers))
+
+    return call
+
+
+def new_key(w: World) -> dict[str, Any]:
+    key = create_key(w.api, w.admin, ["read", "write"])
+    w.secrets.append(str(key["id"]))
+    return key
+
+
+def on_note(method: str, route: str, body: Callable[[dict[str, Any]], Any] | None = None) -> Call:
+    def call(w: World, _: str, headers: dict[str, str], note: dict[str, Any]) -> Outcome:
+        path = route.format(pk=note["pk"], sk=note["sk"])
+        return Outcome(w.api.request(method, path, headers=headers, body=body(note) if body else None))
+
+    return call
+
+
+def note_unchanged(w: World, note: dict[str, Any]) -> bool:
+    now = w.api.get(f"/repository/get/note/{note['sk']}", headers=w.admin)
+    return now.status == 200 and now.json()["version"] == note["version"]
+
+
+def on_cart(route: str, body: Callable[[World, str], dict[str, Any]]) -> Call:
+    def call(w: World, _: str, headers: dict[str, str], cart_id: Any) -> Outcome:
+        return Outcome(w.api.post(route, headers=headers, body=body(w, cart_id or w.cart_id)))
+
+    return call
+
+
+def cart_unchanged(w: World, cart_id: str) -> bool:
+    cart = w.api.get(f"/storefront/cart/get/{w.buyer_pk}/{cart_id}", headers=w.buyer)
+    return cart.status == 200 and [(i["sku"], i["quantity"]) for i in cart.json()["items"]] == [(w.sku, 1)]
+
+
+def cart_not_checked_out(w: World, cart_id: str) -> bool:
+    # Only the first checkout of a cart creates its order (201); a repeat answers that order with 200.
+    return w.api.post("/storefront/checkout-cart", headers=w.buyer, body={"cartId": cart_id}).status == 201
+
+
+ADDRESS = {"country": "US", "postalCode": "10001"}
+SIGN_IN_AS_READER = {"email": "reader@acme.test", "password": "acme-reader-pass"}
+CASES: dict[tuple[str, str], Case] = {
+    # platform: no orgid, no credentials
+    **{("GET", path): Case(public(), plain("GET", path)) for path in ("/monitoring/health", "/docs")},
+    **{
+        ("GET", path): Case(public(), plain("GET", path))
+        for path in ("/.well-known/jwks.json", "/openapi.json")
+    },
+    # sign-in and sign-up: public; the caller's own credentials change nothing
+    **{
+        ("POST", path): Case(public(), plain("POST", path, SIGN_IN_AS_READER))
+        for path in ("/profile/signin", "/profile/user/signin", "/user/signin")
+    },
+    ("POST", "/profile/customer/signin"): Case(
+        public(),
+        plain(
+            "POST", "/profile/customer/signin", {"email": "buyer@acme.test", "password": "acme-buyer-pass"}
+        ),
+    ),
+    ("POST", "/profile/customer/signup"): Case(
+        public(201),
+        plain(
+            "POST",
+            "/profile/customer/signup",
+            lambda w: {"email": f"signup-{uuid.uuid4().hex[:10]}@matrix.test", "password": PASSWORD},
+        ),
+    ),
+    ("POST", "/profile/user/signup"): Case(  # acme does not allow staff self sign-up
+        public(403),
+        plain(
+            "POST",
+            "/profile/user/signup",
+            lambda w: {"email": f"self-{uuid.uuid4().hex[:10]}@matrix.test", "password": PASSWORD},
+        ),
+    ),
+    **{
+        ("POST", path): Case(public(401), plain("POST", path, {"refreshToken": "not-a-refresh-token"}))
+        for path in (
+            "/profile/user/refresh",
+            "/user/refresh",
+            "/profile/customer/refresh",
+            "/customer/refresh",
+        )
+    },
+    ("POST", "/profile/signout"): Case(Rule(allowed=PERSONS), signout),
+    # profile and user management (§4)
+    ("GET", "/profile/whoami"): Case(Rule(allowed=SIGNED_IN), whoami),
+    ("GET", "/profile/customer/profile"): Case(
+        Rule(allowed=CUSTOMER_ONLY), plain("GET", "/profile/customer/profile")
+    ),
+    ("POST", "/profile/customer/update"): Case(
+        Rule(allowed=CUSTOMER_ONLY), plain("POST", "/profile/customer/update", {"firstName": "Bea"})
+    ),
+    ("POST", "/user/create"): Case(Rule(ok=201, allowed=PERSON_ADMIN, home=frozenset({403})), create_user),
+    # The path names acme while a home persona calls globex: refused, whatever it may do in globex.
+    ("GET", "/user/org/{orgid}"): Case(Rule(allowed=PERSON_ADMIN, home=frozenset({403})), list_acme_users),
+    ("POST", "/user/update/{user_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True), update_user, intact=target_still_plain_user
+    ),
+    ("GET", "/profile/usage"): Case(Rule(allowed=USAGE), plain("GET", "/profile/usage?days=1")),
+    # API keys (§5): a person's JWT only
+    ("POST", "/api-key/create"): Case(
+        Rule(ok=201, allowed=PERSON_ADMIN),
+        plain("POST", "/api-key/create", lambda w: {"name": f"m-{uuid.uuid4().hex[:8]}", "scopes": ["read"]}),
+    ),
+    ("GET", "/api-key/list"): Case(Rule(allowed=PERSON_ADMIN), plain("GET", "/api-key/list?ps=100")),
+    ("GET", "/api-key/{key_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True), plain("GET", lambda w: f"/api-key/{w.read_key_id}")
+    ),
+    # Only the key's owner (here: acme's admin) regenerates it; a refused call leaves the old value working.
+    ("POST", "/api-key/regenerate/{key_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        on_key("POST", "/api-key/regenerate/{key_id}"),
+        target=new_key,
+        intact=lambda w, key: w.key_works(key["key"]),
+    ),
+    ("DELETE", "/api-key/{key_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        on_key("DELETE", "/api-key/{key_id}"),
+        target=new_key,
+        intact=lambda w, key: w.key_works(key["key"]),
+    ),
+    # repository (§6)
+    **{
+        (method, "/repository/create"): Case(
+            Rule(ok=201, allowed=STAFF_WRITE),
+            plain(method, "/repository/create", {"datatype": "note", "data": {"n": 2}}),
+        )
+        for method in ("POST", "PUT")
+    },
+    **{
+        (method, "/repository/create/{datatype}"): Case(
+            Rule(ok=201, allowed=STAFF_WRITE),
+            plain(method, "/repository/create/note", {"n": 3, "isNew": True}),
+        )
+        for method in ("POST", "PUT")
+    },
+    ("GET", "/repository/get/{datatype}/{record_id}"): Case(
+        Rule(allowed=STAFF_READ, foreign=True), plain("GET", lambda w: f"/repository/get/note/{w.note['sk']}")
+    ),
+    ("POST", "/repository/find/{datatype}"): Case(
+        Rule(allowed=STAFF_READ),
+        plain("POST", "/repository/find/note", lambda w: {"query": {"marker": w.marker}}),
+    ),
+    ("GET", "/repository/find-by-attribute/{datatype}/{attribute}/{value}"): Case(
+        Rule(allowed=STAFF_READ),
+        plain("GET", lambda w: f"/repository/find-by-attribute/note/marker/{w.marker}"),
+    ),
+    ("POST", "/repository/update/{datatype}/{record_id}"): Case(
+        Rule(allowed=STAFF_WRITE, foreign=True),
+        on_note("POST", "/repository/update/note/{sk}", lambda note: {"data": {"n": 5}}),
+        target=World.new_note,
+        intact=note_unchanged,
+    ),
+    ("POST", "/repository/update-partial/{datatype}/{record_id}"): Case(
+        Rule(allowed=STAFF_WRITE, foreign=True),
+        on_note("POST", "/repository/update-partial/note/{pk}", lambda note: {"data": {"n": 6}}),
+        target=World.new_note,
+        intact=note_unchanged,
+    ),
+    ("DELETE", "/repository/delete/{datatype}/{record_id}"): Case(
+        Rule(allowed=STAFF_WRITE, foreign=True),
+        on_note("DELETE", "/repository/delete/note/{sk}"),
+        target=World.new_note,
+        intact=note_unchanged,
+    ),
+    ("POST", "/repository/delete/{datatype}"): Case(
+        Rule(allowed=STAFF_WRITE, foreign=True),
+        on_note("POST", "/repository/delete/note", lambda note: [note["sk"]]),
+        target=World.new_note,
+        intact=note_unchanged,
+    ),
+    # storefront (§7): browse is public
+    **{
+        ("GET", path): Case(public(), plain("GET", path))
+        for path in (
+            "/storefront/products",
+            "/storefront/categories",
+            "/storefront/brands",
+            "/storefront/payment-gateways",
+        )
+    },
+    ("GET", "/storefront/product/{slug_or_sku}"): Case(
+        public(), plain("GET", lambda w: f"/storefront/product/{w.slug}")
+    ),
+    ("GET", "/storefront/gift-card/balance/{code}"): Case(
+        public(), plain("GET", "/storefront/gift-card/balance/GIFT-50")
+    ),
+    ("POST", "/shipping/options"): Case(
+        public(),
+        plain(
+            "POST",
+            "/shipping/options",
+            lambda w: {"items": [{"sku": w.sku, "quantity": 1}], "toAddress": ADDRESS, "orderTotal": 10},
+        ),
+    ),
+    ("GET", "/storefront/cart/get/{customer_id}/{cart_id}"): Case(
+        Rule(allowed=SHOP_READ, foreign=True),
+        plain("GET", lambda w: f"/storefront/cart/get/{w.buyer_pk}/{w.cart_id}"),
+    ),
+    # No cartId: a new cart for the named customer, who is acme's (404 from globex: not its customer).
+    ("POST", "/storefront/cart/add"): Case(
+        Rule(allowed=SHOP_WRITE, foreign=True),
+        on_cart("/storefront/cart/add", lambda w, _: {"sku": w.sku, "quantity": 1, "customerId": w.buyer_pk}),
+    ),
+    ("POST", "/storefront/cart/update"): Case(
+        Rule(allowed=SHOP_WRITE, foreign=True),
+        on_cart(
+            "/storefront/cart/update",
+            lambda w, cart: {"cartId": cart, "sku": w.sku, "quantity": 2, "customerId": w.buyer_pk},
+        ),
+        target=World.new_cart,
+        intact=cart_unchanged,
+    ),
+    ("POST", "/storefront/cart/remove"): Case(
+        Rule(allowed=SHOP_WRITE, foreign=True),
+        on_cart(
+            "/storefront/cart/remove",
+            lambda w, cart: {"cartId": cart, "sku": w.sku, "customerId": w.buyer_pk},
+        ),
+        target=World.new_cart,
+        intact=cart_unchanged,
+    ),
+    ("POST", "/storefront/pricing/calculate-cart"): Case(
+        Rule(allowed=SHOP_READ, foreign=True),
+        on_cart(
+            "/storefront/pricing/calculate-cart",
+            lambda w, cart: {"cartId": cart, "customerId": w.buyer_pk, "shippingAddress": ADDRESS},
+        ),
+    ),
+    ("POST", "/storefront/checkout-cart"): Case(
+        Rule(ok=201, allowed=SHOP_WRITE, foreign=True),
+        on_cart("/storefront/checkout-cart", lambda w, cart: {"cartId": cart, "customerId": w.buyer_pk}),
+        target=World.new_cart,
+        intact=cart_not_checked_out,
+    ),
+    # Order numbers are per-org sequences: globex may hold its own order under the same number, which
+    # its admin may read; acme's order must never be what it gets (checked by the secrets).
+    ("GET", "/storefront/order/get"): Case(
+        Rule(allowed=SHOP_READ, home=frozenset({200, 404})),
+        plain("GET", lambda w: f"/storefront/order/get?orderNumber={w.order_number}"),
+    ),
+    ("GET", "/storefront/orders/get"): Case(Rule(allowed=SHOP_READ), plain("GET", "/storefront/orders/get")),
+}
+
+
+# -- the tests ---------------------------------------------------------------------------------------
+def test_every_template_route_has_an_expected_row() -> None:
+    # Given the routes template.yaml declares, and the rows of this matrix
+    declared, rows = set(TEMPLATE_ROUTES), set(CASES)
+    # Then each declared route has a row, and no row names a route the template does not declare
+    assert declared - rows == set(), f"routes without an isolation row: {sorted(declared - rows)}"
+    assert rows - declared == set(), (
+        f"rows for routes the template does not declare: {sorted(rows - declared)}"
+    )
+
+
+def test_public_rows_are_exactly_the_routes_without_an_authorizer() -> None:
+    # A route the template opens to everyone must be expected public here, and the reverse.
+    for key, route in TEMPLATE_ROUTES.items():
+        if key in CASES:
+            assert CASES[key].rule.public == (not route.authorized), f"{key}: public in one place only"
+
+
+def check_cell(world: World, rule: Rule, persona: str, outcome: Outcome) -> list[str]:
+    response, expected = outcome.response, rule.expected(persona)
+    if response.status not in expected:
+        return [f"{persona}: {response.status} (expected {sorted(expected)}) {response.text[:300]}"]
+    problems = [f"{persona}: {problem}" for problem in outcome.problems]
+    if response.status >= 400:
+        body = response.json()
+        if not body.get("error") == body.get("code") == body.get("reason"):
+            problems.append(f"{persona}: not the contract's error body: {response.text[:300]}")
+    if persona in HOME_PERSONAS and response.status < 300:
+        leaked = [secret for secret in world.secrets if secret in response.text]
+        if leaked:
+            problems.append(f"{persona}: answer carries acme's {leaked}: {response.text[:300]}")
+    return problems
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(TEMPLATE_ROUTES), ids=lambda v: str(v))
+def test_isolation_matrix(world: World, method: str, path: str) -> None:
+    # Given a route the template declares, its expected status per persona, and for a route that
+    # changes something: a target of acme's for each persona expected to succeed, and one shared by
+    # the personas expected to be refused
+    if (method, path) not in CASES:
+        pytest.fail(f"{method} {path} has no row in the isolation matrix")
+    case = CASES[(method, path)]
+    personas = ACME_PERSONAS if case.rule.public else ACME_PERSONAS + HOME_PERSONAS
+    shared_target = case.target(world) if case.target else None
+
+    def cell(persona: str) -> Outcome:
+        succeeds = any(status < 300 for status in case.rule.expected(persona))
+        target = case.target(world) if case.target and succeeds else shared_target
+        return case.call(world, persona, dict(world.headers[persona]), target)
+
+    # When each persona calls it once (one after the other: a persona that wrongly succeeds must not
+    # change what the next one meets in a way that depends on timing)
+    outcomes = [cell(persona) for persona in personas]
+
+    # Then each status is the contract's, a refusal carries the contract's error body, nothing of acme
+    # reaches another org, and the refused personas changed nothing
+    mismatches = [
+        problem
+        for p, o in zip(personas, outcomes, strict=True)
+        for problem in check_cell(world, case.rule, p, o)
+    ]
+    if case.intact is not None and not case.intact(world, shared_target):
+        mismatches.append("a persona that was refused (or should have been) changed acme's target")
+    assert not mismatches, f"{method} {path}\n" + "\n".join(mismatches)
