@@ -23,9 +23,10 @@ dev: $(STAMP)  ## serve the API on 127.0.0.1:$${PORT:-3000} with emulated AWS an
 test: $(STAMP)  ## the README's test command: unit, integration and contract tests
 	$(BIN)/pytest -n 2
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the wings' import contracts (docs/architecture.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=shared $(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -33,13 +33,13 @@ def _per_call_us(fn: Callable[[], Any], rounds: int = ROUNDS) -> float:
 
 
 def run() -> dict[str, Any]:
-    from appengine_core import aws
-    from appengine_core.authorization import AuthorizerService
-    from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.sessions import SessionStore
-    from appengine_core.settings import get_settings
-    from appengine_core.signing import ALGORITHM, KeyStore
-    from appengine_core.tokens import TokenService
+    from appengine_core.edge.authorizer import AuthorizerService
+    from appengine_core.identity.directory import DirectoryService, NewUser
+    from appengine_core.identity.sessions import SessionStore
+    from appengine_core.identity.signing import ALGORITHM, KeyStore
+    from appengine_core.identity.tokens import TokenService
+    from appengine_core.infra import aws
+    from appengine_core.infra.settings import get_settings
 
     with emulated_stack():
         directory = DirectoryService()
@@ -83,8 +83,10 @@ def run() -> dict[str, Any]:
         per_decision = len(calls) / (decisions * 5 + 50)
 
         # The API-key path: checksum, one GetItem, one conditional write (the rate-limit counter).
-        from appengine_core.apikeys import ApiKeyCreate, ApiKeyService, is_well_formed
-        from appengine_core.principal import Principal
+        from appengine_core.identity.principal import Principal
+        from appengine_core.keys.format import is_well_formed
+        from appengine_core.keys.models import ApiKeyCreate
+        from appengine_core.keys.service import ApiKeyService
 
         actor = Principal(kind="user", principal_id=user.sk, orgid="acme", permissions=("create",))
         limits = ApiKeyCreate(name="bench", scopes=["read"], rateLimits={"perMinute": 1_000_000})

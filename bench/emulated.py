@@ -14,9 +14,9 @@ from moto import mock_aws
 def emulated_stack() -> Iterator[dict[str, str]]:
     """Template resources in moto, the functions' environment set, a first signing key; yields the
     physical names by logical id."""
-    from appengine_core import aws
-    from appengine_core.jobs import JOBS
-    from appengine_core.settings import get_settings
+    from appengine_core.infra import aws
+    from appengine_core.infra.settings import get_settings
+    from appengine_core.ops.jobs import JOBS
     from appengine_local.resources import LOCAL_REGION, merged_environment, provision
     from appengine_local.template import load_template
 

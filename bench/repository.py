@@ -52,8 +52,8 @@ def _fill_other_org(table: str, count: int, start: int) -> None:
 def run() -> dict[str, Any]:
     from werkzeug.test import Client
 
-    from appengine_core import aws
-    from appengine_core.directory import DirectoryService, NewUser
+    from appengine_core.identity.directory import DirectoryService, NewUser
+    from appengine_core.infra import aws
     from appengine_local.gateway import LocalGateway
     from appengine_local.runtime import LocalLambda
     from appengine_local.template import load_template

@@ -8,9 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from appengine_core.apikeys import KEY_ADMIN_ROLES, ApiKeyCreate, ApiKeyService
-from appengine_core.pagination import PageRequest
-from appengine_core.web import OK_BODY, Access, HttpFunction, created
+from appengine_core.edge.http import OK_BODY, Access, HttpFunction, created
+from appengine_core.infra.paging import PageRequest
+from appengine_core.keys.format import KEY_ADMIN_ROLES
+from appengine_core.keys.models import ApiKeyCreate
+from appengine_core.keys.service import ApiKeyService
 
 api = HttpFunction("api_keys")
 app = api.app

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from appengine_core.authorization import AuthorizerService
-from appengine_core.errors import Forbidden, Unauthorized
+from appengine_core.edge.authorizer import AuthorizerService
+from appengine_core.infra.errors import Forbidden, Unauthorized
 
 logger = Logger(service="authorizer")
 metrics = Metrics(namespace="AppEngine", service="authorizer")

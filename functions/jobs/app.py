@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from appengine_core.jobs import JOBS
+from appengine_core.ops.jobs import JOBS
 
 logger = Logger(service="jobs")
 metrics = Metrics(namespace="AppEngine", service="jobs")

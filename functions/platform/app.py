@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
-from appengine_core.signing import KeyStore
-from appengine_core.web import PUBLIC_NO_ORG, HttpFunction
+from appengine_core.edge.http import PUBLIC_NO_ORG, HttpFunction
+from appengine_core.identity.signing import KeyStore
 
 api = HttpFunction("platform")
 app = api.app

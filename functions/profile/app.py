@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from appengine_core.directory import CustomerProfile, NewUser
-from appengine_core.metering import UsageMeter
-from appengine_core.pagination import PageRequest
-from appengine_core.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
-from appengine_core.web import CUSTOMER, SIGNED_IN, Access, HttpFunction, created, list_envelope
+from appengine_core.edge.http import CUSTOMER, SIGNED_IN, Access, HttpFunction, created
+from appengine_core.edge.metering import UsageMeter
+from appengine_core.identity.directory import CustomerProfile, NewUser
+from appengine_core.identity.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
+from appengine_core.infra.paging import PageRequest, list_envelope
 
 api = HttpFunction("profile")
 app = api.app

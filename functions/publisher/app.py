@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from appengine_core.outbox import OutboxRelay
+from appengine_core.infra.outbox import OutboxRelay
 
 logger = Logger(service="publisher")
 metrics = Metrics(namespace="AppEngine", service="publisher")

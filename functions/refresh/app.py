@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from appengine_core.auth import AuthService, RefreshRequest
-from appengine_core.web import OK_BODY, PUBLIC, Access, HttpFunction
+from appengine_core.edge.http import OK_BODY, PUBLIC, Access, HttpFunction
+from appengine_core.identity.signin import AuthService, RefreshRequest
 
 # Sessions belong to people: an API key never signs anything out (contract §1).
 PERSON = Access(credentials=("jwt",))

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from appengine_core.pagination import PageRequest
-from appengine_core.repository_service import (
+from appengine_core.edge.http import OK_BODY, STAFF, Access, HttpFunction, created
+from appengine_core.infra.paging import PageRequest
+from appengine_core.records.service import (
     CreateRecord,
     FindOptions,
     FindRequest,
     RepositoryService,
     UpdateRecord,
 )
-from appengine_core.web import OK_BODY, STAFF, Access, HttpFunction, created
 
 STAFF_READING = Access(kinds=("user",), reads=True)  # a POST that only reads: `read` keys may call it
 api = HttpFunction("repository")

@@ -7,10 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from appengine_core.auth import AuthService, ClientInfo, Credentials
-from appengine_core.directory import NewCustomer, NewUser
-from appengine_core.guard import header
-from appengine_core.web import PUBLIC, HttpFunction, created
+from appengine_core.edge.guard import header
+from appengine_core.edge.http import PUBLIC, HttpFunction, created
+from appengine_core.identity.directory import NewCustomer, NewUser
+from appengine_core.identity.signin import AuthService, ClientInfo, Credentials
 
 api = HttpFunction("signin")
 app = api.app

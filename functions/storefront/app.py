@@ -9,9 +9,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from appengine_core.guard import header
-from appengine_core.pagination import PageRequest
-from appengine_core.storefront import (
+from appengine_core.commerce.storefront import (
     MAX_CART_ID,
     MAX_CATEGORIES,
     MAX_CODE,
@@ -25,7 +23,9 @@ from appengine_core.storefront import (
     PriceRequest,
     StorefrontService,
 )
-from appengine_core.web import PUBLIC, Access, HttpFunction, json_response
+from appengine_core.edge.guard import header
+from appengine_core.edge.http import PUBLIC, Access, HttpFunction, json_response
+from appengine_core.infra.paging import PageRequest
 
 api = HttpFunction("storefront")
 app = api.app

@@ -57,7 +57,7 @@ def prepare_environment(endpoint: str) -> dict[str, str]:
     environment = {
         **LOCAL_CREDENTIALS,
         "AWS_ENDPOINT_URL": endpoint,
-        "APPENGINE_AWS_READ_TIMEOUT": "60",  # moto, not DynamoDB: see appengine_core.aws
+        "APPENGINE_AWS_READ_TIMEOUT": "60",  # moto, not DynamoDB: see appengine_core.infra.aws
         **merged_environment(),
     }
     environment.setdefault("POWERTOOLS_DEV", "false")
@@ -66,9 +66,9 @@ def prepare_environment(endpoint: str) -> dict[str, str]:
 
 
 def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
-    from appengine_core.jobs import JOBS
-    from appengine_core.seed import apply_seed, read_seed_file
-    from appengine_core.settings import get_settings
+    from appengine_core.infra.settings import get_settings
+    from appengine_core.ops.jobs import JOBS
+    from appengine_core.ops.seed import apply_seed, read_seed_file
     from appengine_local.bus_tap import BusTap
     from appengine_local.gateway import LocalGateway
     from appengine_local.resources import provision

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from appengine_core import aws
-from appengine_core.jobs import JOBS
-from appengine_core.settings import get_settings
+from appengine_core.infra import aws
+from appengine_core.infra.settings import get_settings
+from appengine_core.ops.jobs import JOBS
 from appengine_local.resources import LOCAL_REGION, merged_environment, provision
 from appengine_local.runtime import LocalLambda
 from appengine_local.template import load_template
@@ -64,7 +64,7 @@ def header_of(response: dict[str, Any], name: str) -> str | None:
 @pytest.fixture
 def tenants(aws_stack: dict[str, str]) -> dict[str, Any]:
     """Two tenant orgs and the platform org, with a staff admin, a reader and a customer."""
-    from appengine_core.directory import DirectoryService, NewCustomer, NewUser
+    from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser
 
     directory = DirectoryService()
     for orgid in ("platform", "acme", "globex"):
@@ -112,8 +112,8 @@ def tenants(aws_stack: dict[str, str]) -> dict[str, Any]:
 
 def access_token_for(record: Any, session_lifetime: int = 3600) -> str:
     """An access token of a real session of ``record`` (a User or Customer envelope)."""
-    from appengine_core.sessions import SessionStore
-    from appengine_core.tokens import TokenService
+    from appengine_core.identity.sessions import SessionStore
+    from appengine_core.identity.tokens import TokenService
 
     kind = "customer" if record.datatype == "customer" else "user"
     session, _ = SessionStore().create(
@@ -135,7 +135,7 @@ def bus_messages(aws_stack: dict[str, str]) -> Any:
 
     import boto3
 
-    from appengine_core.settings import get_settings
+    from appengine_core.infra.settings import get_settings
 
     sqs = boto3.client("sqs", region_name=LOCAL_REGION)
     events = boto3.client("events", region_name=LOCAL_REGION)

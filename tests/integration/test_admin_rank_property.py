@@ -15,17 +15,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from appengine_core import aws
-from appengine_core.authorization import user_principal
-from appengine_core.directory import DirectoryService, NewUser
-from appengine_core.errors import DomainError
-from appengine_core.events import DomainEvent, EventPublisher
-from appengine_core.memberships import CONTENT_PERMISSIONS, Membership, memberships_of
-from appengine_core.principal import Principal
-from appengine_core.profiles import USER_ADMIN_ROLES, ProfileService, UserUpdate
-from appengine_core.settings import get_settings
-from appengine_core.store import TenantStore
-from appengine_core.tenancy import TenantKey
+from appengine_core.edge.authorizer import user_principal
+from appengine_core.identity.directory import DirectoryService, NewUser
+from appengine_core.identity.memberships import CONTENT_PERMISSIONS, Membership, memberships_of
+from appengine_core.identity.principal import Principal
+from appengine_core.identity.profiles import USER_ADMIN_ROLES, ProfileService, UserUpdate
+from appengine_core.infra import aws
+from appengine_core.infra.errors import DomainError
+from appengine_core.infra.events import DomainEvent, EventPublisher
+from appengine_core.infra.settings import get_settings
+from appengine_core.infra.store import TenantStore
+from appengine_core.infra.tenancy import TenantKey
 from appengine_local.resources import LOCAL_REGION
 
 ORGS = ("acme", "globex")
@@ -222,7 +222,7 @@ def test_no_user_management_call_escapes_the_admin_rank(
     steps: list[Create | Change],
 ) -> None:
     # Password hashing is not what this property is about; a cheap stand-in keeps examples fast.
-    monkeypatch.setattr("appengine_core.directory.hash_password", lambda password: "not-a-hash")
+    monkeypatch.setattr("appengine_core.identity.directory.hash_password", lambda password: "not-a-hash")
     empty_table()
     directory = DirectoryService()
     for orgid in ALL_ORGS:

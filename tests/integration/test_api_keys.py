@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from appengine_core import aws
-from appengine_core.records import Record
+from appengine_core.infra import aws
+from appengine_core.infra.envelope import Record
 from appengine_local.runtime import LocalLambda
 from tests.conftest import load_event
 from tests.integration.conftest import bearer_for, body_of
@@ -50,7 +50,7 @@ def test_malformed_keys_are_refused_without_a_database_read(gateway: Any, tenant
     aws.dynamodb().meta.client.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
     )
-    from appengine_core.apikeys import generate_key
+    from appengine_core.keys.format import generate_key
 
     key = generate_key()
     tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
@@ -64,7 +64,7 @@ def test_malformed_keys_are_refused_without_a_database_read(gateway: Any, tenant
 def test_resolving_a_key_is_one_read_and_one_conditional_write(
     gateway: Any, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.apikeys import KeyAuthenticator
+    from appengine_core.keys.authenticator import KeyAuthenticator
 
     created = create_key(gateway, tenants["acme_admin"])
     calls: list[str] = []
@@ -83,7 +83,7 @@ def test_a_key_works_only_in_its_own_org(gateway: Any, tenants: dict[str, Record
 
 
 def test_an_unknown_well_formed_key_is_401(gateway: Any, tenants: dict[str, Record]) -> None:
-    from appengine_core.apikeys import generate_key
+    from appengine_core.keys.format import generate_key
 
     assert whoami_with_key(gateway, generate_key()).status_code == 401
 
@@ -115,7 +115,7 @@ def test_revoke_and_regenerate_take_effect_on_the_next_request(
 def test_a_disabled_owner_s_keys_stop_at_once_and_role_changes_apply(
     gateway: Any, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.store import TenantStore, Update
 
     admin, reader = tenants["acme_admin"], tenants["acme_reader"]
     # A reader may not make keys; give it `create` and it may (its own only).
@@ -148,7 +148,7 @@ def test_expired_keys_are_refused_and_the_job_marks_them(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from appengine_core.jobs import JOBS
+    from appengine_core.ops.jobs import JOBS
 
     soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     created = create_key(gateway, tenants["acme_admin"], expiresAt=soon)
@@ -247,8 +247,8 @@ EVERYTHING = ["create", "read", "update", "delete", "review", "approve"]
 
 def shared_user(memberships: dict[str, dict[str, Any]]) -> Record:
     """A User of acme and globex whose rights are held per org (the stored shape of contract §1)."""
-    from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.identity.directory import DirectoryService, NewUser
+    from appengine_core.infra.store import TenantStore, Update
 
     record = DirectoryService().create_user(
         "acme",
@@ -279,7 +279,7 @@ def shared_user(memberships: dict[str, dict[str, Any]]) -> Record:
 
 
 def set_membership(record: Record, orgid: str, membership: dict[str, Any] | None) -> None:
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.store import TenantStore, Update
 
     if membership is None:
         expression, values = "REMOVE #d.#m.#o SET #v = #v + :one", {":one": 1}
@@ -297,8 +297,9 @@ def set_membership(record: Record, orgid: str, membership: dict[str, Any] | None
 
 def key_of(record: Record, orgid: str, membership: dict[str, Any], *, root: bool = False) -> str:
     """A key ``record`` creates in ``orgid`` with its membership there (what the authorizer would pass)."""
-    from appengine_core.apikeys import ApiKeyCreate, ApiKeyService
-    from appengine_core.principal import Principal
+    from appengine_core.identity.principal import Principal
+    from appengine_core.keys.models import ApiKeyCreate
+    from appengine_core.keys.service import ApiKeyService
 
     actor = Principal(
         kind="user",
@@ -312,8 +313,8 @@ def key_of(record: Record, orgid: str, membership: dict[str, Any], *, root: bool
 
 
 def test_a_key_acts_with_its_owner_s_membership_in_the_key_s_org_only(tenants: dict[str, Record]) -> None:
-    from appengine_core.apikeys import KeyAuthenticator
-    from appengine_core.errors import Unauthorized
+    from appengine_core.infra.errors import Unauthorized
+    from appengine_core.keys.authenticator import KeyAuthenticator
 
     # Given a User who is RootAdmin in acme and a plain User with `create` in globex, with a key in each
     admin = {"roles": ["RootAdmin"], "permissions": EVERYTHING, "disabled": False}
@@ -351,9 +352,9 @@ def test_a_key_acts_with_its_owner_s_membership_in_the_key_s_org_only(tenants: d
 def test_a_platform_root_s_key_is_root_only_while_its_platform_membership_is(
     tenants: dict[str, Record],
 ) -> None:
-    from appengine_core.apikeys import KeyAuthenticator
-    from appengine_core.errors import Unauthorized
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.errors import Unauthorized
+    from appengine_core.infra.store import TenantStore, Update
+    from appengine_core.keys.authenticator import KeyAuthenticator
 
     # Given a key the platform root created in acme
     root = tenants["platform_root"]
@@ -377,8 +378,9 @@ def test_a_platform_root_s_key_is_root_only_while_its_platform_membership_is(
 
 
 def test_a_snapshot_from_before_per_org_rights_is_refreshed_on_first_use(tenants: dict[str, Record]) -> None:
-    from appengine_core.apikeys import KeyAuthenticator, credential_key, key_hash
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.store import TenantStore, Update
+    from appengine_core.keys.authenticator import KeyAuthenticator
+    from appengine_core.keys.format import credential_key, key_hash
 
     # Given a key whose snapshot has the old global shape and claims more than the owner holds in acme
     plain = {"roles": ["User"], "permissions": ["read", "create"], "disabled": False}
@@ -403,9 +405,10 @@ def test_a_snapshot_from_before_per_org_rights_is_refreshed_on_first_use(tenants
 def test_a_regenerate_landing_inside_a_revoke_still_ends_revoked(
     gateway: Any, tenants: dict[str, Record], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from appengine_core.apikeys import ApiKeyService, KeyAuthenticator
-    from appengine_core.errors import Conflict, Unauthorized
-    from appengine_core.principal import Principal
+    from appengine_core.identity.principal import Principal
+    from appengine_core.infra.errors import Conflict, Unauthorized
+    from appengine_core.keys.authenticator import KeyAuthenticator
+    from appengine_core.keys.service import ApiKeyService
 
     # Given a key, and a revoke whose read is followed at once by the owner's regenerate
     admin = tenants["acme_admin"]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from appengine_core.records import Record
-from appengine_core.tokens import TokenService
+from appengine_core.identity.tokens import TokenService
+from appengine_core.infra.envelope import Record
 from appengine_local.runtime import LocalLambda
 from tests.conftest import load_event
 from tests.integration.conftest import access_token_for
@@ -107,7 +107,7 @@ def test_malformed_tokens_are_unauthorized(
 def test_a_disabled_membership_is_refused_from_the_next_request(
     functions: LocalLambda, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.store import TenantStore, Update
 
     # Given a user whose acme membership is disabled after its token was issued
     admin = tenants["acme_admin"]
@@ -128,8 +128,8 @@ def test_a_disabled_membership_is_refused_from_the_next_request(
 def test_a_shared_user_runs_with_the_membership_of_the_orgid_header_only(
     functions: LocalLambda, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.memberships import Membership
+    from appengine_core.identity.directory import DirectoryService, NewUser
+    from appengine_core.identity.memberships import Membership
 
     # Given a user that is RootAdmin in acme, a reader in globex and disabled in neither
     shared = DirectoryService().create_user(
@@ -152,8 +152,8 @@ def test_a_shared_user_runs_with_the_membership_of_the_orgid_header_only(
 def test_a_tenant_root_admin_with_a_platform_user_membership_is_no_platform_root(
     functions: LocalLambda, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.directory import DirectoryService, NewUser
-    from appengine_core.memberships import Membership
+    from appengine_core.identity.directory import DirectoryService, NewUser
+    from appengine_core.identity.memberships import Membership
 
     # Given a RootAdmin of acme that is a mere User in the platform org
     user = DirectoryService().create_user(

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from appengine_core.admin_cli import main as admin_cli
-from appengine_core.directory import DirectoryService, NewCustomer, NewUser
-from appengine_core.errors import Conflict, NotFound
-from appengine_core.repository import RecordWriter
-from appengine_core.seed import apply_seed, read_seed_file
+from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser
+from appengine_core.infra.errors import Conflict, NotFound
+from appengine_core.ops.cli import main as admin_cli
+from appengine_core.ops.seed import apply_seed, read_seed_file
+from appengine_core.records.writer import RecordWriter
 from appengine_local.dev import DEMO_SEED
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import boto3
 
-from appengine_core.records import Record
-from appengine_core.settings import get_settings
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.settings import get_settings
 from appengine_local.runtime import LocalLambda
 from appengine_local.streams import StreamMapping
 from appengine_local.template import load_template

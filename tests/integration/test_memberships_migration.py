@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from appengine_core.admin_cli import main as admin_cli
-from appengine_core.authorization import user_principal
-from appengine_core.directory import DirectoryService, NewUser
-from appengine_core.errors import Forbidden
-from appengine_core.records import Record
-from appengine_core.seed import apply_seed, read_seed_file
-from appengine_core.store import TenantStore, Update
+from appengine_core.edge.authorizer import user_principal
+from appengine_core.identity.directory import DirectoryService, NewUser
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.errors import Forbidden
+from appengine_core.infra.store import TenantStore, Update
+from appengine_core.ops.cli import main as admin_cli
+from appengine_core.ops.seed import apply_seed, read_seed_file
 
 
 def make_legacy(record: Record, **legacy: Any) -> None:

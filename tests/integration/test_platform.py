@@ -33,7 +33,7 @@ def test_jwks_publishes_the_current_public_key_only(functions: LocalLambda) -> N
 
 
 def test_jwks_keeps_the_previous_key_through_a_rotation(functions: LocalLambda) -> None:
-    from appengine_core.signing import KeyStore
+    from appengine_core.identity.signing import KeyStore
 
     before = body_of(functions.invoke("PlatformFunction", load_event("platform-jwks")))["keys"]
     # When an operator forces a rotation

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from appengine_core.records import Record
+from appengine_core.infra.envelope import Record
 from appengine_local.runtime import LocalLambda
 from tests.conftest import load_event
 from tests.integration.conftest import access_token_for, body_of

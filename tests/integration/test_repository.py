@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from appengine_core.directory import DirectoryService, NewUser
-from appengine_core.records import Record
+from appengine_core.identity.directory import DirectoryService, NewUser
+from appengine_core.infra.envelope import Record
 from appengine_local.runtime import LocalLambda
 from appengine_local.streams import StreamMapping
 from appengine_local.template import load_template
@@ -109,8 +109,8 @@ def test_required_role_on_a_record_and_on_a_collection(
     found = gateway.post("/repository/find/note", headers=reader, json={"query": {"k": 1}}).json["data"]
     assert [r["sk"] for r in found] == [plain["sk"]], "records the caller may not read are left out of finds"
     # A collection-wide role from the org's settings.
-    from appengine_core.directory import org_key
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.identity.directory import org_key
+    from appengine_core.infra.store import TenantStore, Update
 
     TenantStore().update(
         Update(
@@ -297,7 +297,7 @@ def test_events_are_published_exactly_for_committed_writes(
 
 
 def test_no_scan_is_ever_issued(gateway: Any, admin: dict[str, str]) -> None:
-    from appengine_core import aws
+    from appengine_core.infra import aws
 
     calls: list[str] = []
     aws.dynamodb().meta.client.meta.events.register(

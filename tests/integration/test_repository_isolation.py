@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from appengine_core.records import Record
+from appengine_core.infra.envelope import Record
 from tests.integration.conftest import bearer_for
 
 CALLERS = (

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appengine_core.errors import NotFound
-from appengine_core.principal import Principal
-from appengine_core.repository_service import CreateRecord, FindRequest, RepositoryService, UpdateRecord
+from appengine_core.identity.principal import Principal
+from appengine_core.infra.errors import NotFound
+from appengine_core.records.service import CreateRecord, FindRequest, RepositoryService, UpdateRecord
 
 ORGS = ("acme", "acme2")  # a prefix of each other on purpose
 EVERYTHING = ("create", "read", "update", "delete")
@@ -33,7 +33,7 @@ def admin_of(orgid: str) -> Principal:
 
 @pytest.fixture
 def repository(aws_stack: dict[str, str]) -> RepositoryService:
-    from appengine_core.directory import DirectoryService
+    from appengine_core.identity.directory import DirectoryService
 
     for orgid in ORGS:
         DirectoryService().create_org(orgid, orgid)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from appengine_core.directory import DirectoryService, NewUser
-from appengine_core.records import Record
+from appengine_core.identity.directory import DirectoryService, NewUser
+from appengine_core.infra.envelope import Record
 from tests.integration.conftest import access_token_for, bearer_for
 
 

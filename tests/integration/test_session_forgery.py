@@ -7,15 +7,15 @@ import secrets
 import time
 from typing import Any
 
-from appengine_core.records import Record
-from appengine_core.sessions import (
+from appengine_core.identity.sessions import (
     MAX_SIBLINGS,
     REFRESH_GRACE_SECONDS,
     RefreshToken,
     SessionStore,
     spent_key,
 )
-from appengine_core.store import Delete, TenantStore
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.store import Delete, TenantStore
 
 
 def new_session(record: Record, sessions: SessionStore) -> RefreshToken:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from appengine_core.records import Record
+from appengine_core.infra.envelope import Record
 from appengine_local.runtime import LocalLambda
 from tests.conftest import load_event
 from tests.integration.conftest import body_of
@@ -127,7 +127,7 @@ def test_customer_sign_up_validates_the_body(functions: LocalLambda, tenants: di
 def test_staff_sign_up_is_off_unless_the_org_allows_it(
     functions: LocalLambda, tenants: dict[str, Record]
 ) -> None:
-    from appengine_core.directory import DirectoryService
+    from appengine_core.identity.directory import DirectoryService
 
     body = {"email": "self@acme.test", "password": "self-signup-pass", "roles": ["RootAdmin"]}
     assert post(functions, "SigninFunction", "signup-user", body, orgid="acme")["statusCode"] == 403
@@ -205,7 +205,7 @@ def test_sign_in_rehashes_a_password_made_with_old_parameters(
 ) -> None:
     from passlib.hash import argon2
 
-    from appengine_core.store import TenantStore, Update
+    from appengine_core.infra.store import TenantStore, Update
 
     admin = tenants["acme_admin"]
     weak = argon2.using(type="ID", memory_cost=1024, rounds=1, parallelism=1).hash("acme-admin-pass")

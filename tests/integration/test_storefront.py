@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from appengine_core.directory import DirectoryService, NewCustomer, org_key
-from appengine_core.records import Record
-from appengine_core.repository import RecordWriter
-from appengine_core.store import TenantStore, Update
+from appengine_core.identity.directory import DirectoryService, NewCustomer, org_key
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.store import TenantStore, Update
+from appengine_core.records.writer import RecordWriter
 from tests.integration.conftest import bearer_for
 
 
@@ -221,7 +221,7 @@ def test_a_failed_checkout_changes_nothing(gateway: Any, shop: dict[str, Any]) -
     # Injected failure: the lamp's last unit goes to someone else between cart and checkout.
     lamp = TenantStore().query("acme", "product", limit=10, sort_prefix=None).items
     lamp_key = next(i["_sk"] for i in lamp if i["data"]["sku"] == "LAMP-1")
-    from appengine_core.tenancy import TenantKey
+    from appengine_core.infra.tenancy import TenantKey
 
     TenantStore().update(
         Update(TenantKey.parse(lamp_key), "SET #d.stock = :zero", values={":zero": 0}, names={"#d": "data"})

@@ -9,14 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from appengine_core.apikeys import (
-    KEY_LENGTH,
-    ApiKeyCreate,
-    display_prefix,
-    generate_key,
-    is_well_formed,
-    key_hash,
-)
+from appengine_core.keys.format import KEY_LENGTH, display_prefix, generate_key, is_well_formed, key_hash
+from appengine_core.keys.models import ApiKeyCreate
 
 
 def test_generated_keys_are_well_formed_and_distinct() -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appengine_core.errors import ValidationFailed
-from appengine_core.limits import MAX_NESTING, check_storable, number_problem
+from appengine_core.infra.errors import ValidationFailed
+from appengine_core.infra.limits import MAX_NESTING, check_storable, number_problem
 
 
 @pytest.mark.parametrize(

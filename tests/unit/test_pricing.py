@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appengine_core.pricing import Coupon, Line, PriceSettings, PricingError, percent_of, quote, to_minor
+from appengine_core.commerce.pricing import (
+    Coupon,
+    Line,
+    PriceSettings,
+    PricingError,
+    percent_of,
+    quote,
+    to_minor,
+)
 
 
 @pytest.mark.parametrize(

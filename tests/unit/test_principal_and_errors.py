@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appengine_core import errors
-from appengine_core.guard import require_scope
-from appengine_core.principal import Principal
-from appengine_core.web import error_body
+from appengine_core.edge.guard import require_scope
+from appengine_core.edge.http import error_body
+from appengine_core.identity.principal import Principal
+from appengine_core.infra import errors
 
 
 def test_principal_survives_the_flat_string_context() -> None:

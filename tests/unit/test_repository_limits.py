@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from appengine_core.errors import ValidationFailed
-from appengine_core.limits import MAX_EXPRESSION_BYTES
-from appengine_core.pagination import decode_cursor, encode_cursor
-from appengine_core.queries import build_filter, check_expression, expression_bytes
-from appengine_core.repository_service import check_data, check_path_id, query_identity
+from appengine_core.infra.errors import ValidationFailed
+from appengine_core.infra.limits import MAX_EXPRESSION_BYTES
+from appengine_core.infra.paging import decode_cursor, encode_cursor
+from appengine_core.records.query_language import build_filter, check_expression, expression_bytes
+from appengine_core.records.service import check_data, check_path_id, query_identity
 
 
 def problem_field(error: pytest.ExceptionInfo[ValidationFailed]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appengine_core.signing import rotated_keyset
+from appengine_core.identity.signing import rotated_keyset
 
 DAY = 86400
 

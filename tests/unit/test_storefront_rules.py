@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Attr, ConditionExpressionBuilder
 
-from appengine_core.storefront import _all_of, is_active
+from appengine_core.commerce.storefront import _all_of, is_active
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 

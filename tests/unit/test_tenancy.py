@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appengine_core.records import record_key_from_path_id
-from appengine_core.tenancy import InvalidOrgid, TenantKey, org_prefix, validate_orgid
+from appengine_core.infra.envelope import record_key_from_path_id
+from appengine_core.infra.tenancy import InvalidOrgid, TenantKey, org_prefix, validate_orgid
 
 orgids = st.from_regex(r"[a-z0-9][a-z0-9-]{1,62}", fullmatch=True)
 

@@ -10,11 +10,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appengine_core import passwords
-from appengine_core.errors import Unauthorized
-from appengine_core.settings import get_settings
-from appengine_core.signing import SigningKey
-from appengine_core.tokens import TokenService
+from appengine_core.identity import passwords
+from appengine_core.identity.signing import SigningKey
+from appengine_core.identity.tokens import TokenService
+from appengine_core.infra.errors import Unauthorized
+from appengine_core.infra.settings import get_settings
 
 
 class InMemoryKeys:

@@ -1,0 +1,1 @@
+"""The storefront: catalog, carts, pricing, checkout, orders, gift cards."""

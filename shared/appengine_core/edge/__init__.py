@@ -1,0 +1,3 @@
+"""The HTTP edge: the function wrapper and error mapping, the guard, list envelopes, metering, the
+authorizer's decision.
+"""

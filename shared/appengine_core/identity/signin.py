@@ -1,0 +1,232 @@
+"""Sign-in, sign-up, refresh and sign-out for staff Users and Customers (contract §3).
+
+Wrong password, unknown email and wrong principal kind all give the same 401 ``invalid_credentials``
+after the same amount of work (an unknown email is verified against a dummy argon2id hash).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from appengine_core.identity.directory import (
+    DirectoryService,
+    NewCustomer,
+    NewUser,
+    PrincipalKind,
+    public_record,
+)
+from appengine_core.identity.memberships import effective_membership, user_data_for_org
+from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
+from appengine_core.identity.principal import Principal
+from appengine_core.identity.sessions import RefreshToken, SessionStore
+from appengine_core.identity.tokens import TokenService
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.errors import Forbidden, InvalidCredentials, NotFound, Unauthorized
+from appengine_core.infra.events import EventPublisher, publish_best_effort
+from appengine_core.infra.settings import get_settings
+from appengine_core.infra.store import TenantStore, Update
+from appengine_core.infra.tenancy import TenantKey
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    email: str = Field(min_length=1, max_length=320)
+    password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class RefreshRequest(BaseModel):
+    """``refreshToken`` or ``refresh_token`` (both appear in AppEngine's clients)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    refreshToken: SecretStr | None = Field(default=None, max_length=512)  # noqa: N815
+    refresh_token: SecretStr | None = Field(default=None, max_length=512)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> RefreshRequest:
+        if not (self.refreshToken or self.refresh_token):
+            raise ValueError("refreshToken is required")
+        return self
+
+    @property
+    def token(self) -> str:
+        secret = self.refreshToken or self.refresh_token
+        return secret.get_secret_value() if secret else ""
+
+
+class ClientInfo(BaseModel):
+    user_agent: str | None = None
+    source_ip: str | None = None
+
+
+class SignedIn(BaseModel):
+    kind: PrincipalKind
+    token: str
+    refresh_token: str
+    principal: Record
+
+    def envelope(self) -> dict[str, Any]:
+        """The compatibility envelope: every field at the top level and again under ``data``."""
+        principal = self.principal.model_dump()
+        fields = {"token": self.token, "refreshToken": self.refresh_token, self.kind: principal}
+        return fields | {"data": fields | {"refresh_token": self.refresh_token}}
+
+
+def shown_to_self(record: Record, orgid: str) -> Record:
+    """A principal's own record as a call on ``orgid`` shows it: a User sees the roles, permissions and
+    ``disabled`` of that org's membership (contract §1), and the list of its own orgs."""
+    if record.datatype != "user":
+        return record
+    return record.model_copy(update={"data": user_data_for_org(record.data, orgid, own=True)})
+
+
+class AuthService:
+    def __init__(
+        self,
+        directory: DirectoryService | None = None,
+        sessions: SessionStore | None = None,
+        tokens: TokenService | None = None,
+        events: EventPublisher | None = None,
+        store: TenantStore | None = None,
+    ) -> None:
+        self._store = store or TenantStore()
+        self._directory = directory or DirectoryService(self._store)
+        self._sessions = sessions or SessionStore(self._store)
+        self._tokens = tokens or TokenService()
+        self._events = events or EventPublisher()
+
+    # -- sign-in -------------------------------------------------------------------------------
+    def sign_in(
+        self, kind: PrincipalKind, orgid: str, credentials: Credentials, client: ClientInfo
+    ) -> SignedIn:
+        item = self._directory.find_by_email(orgid, kind, credentials.email)
+        matches, new_hash = verify_password(
+            credentials.password.get_secret_value(), (item or {}).get("passwordHash")
+        )
+        if item is None or not matches:
+            self._emit(
+                "auth.sign_in_failed",
+                orgid,
+                kind=kind,
+                email=credentials.email.strip().lower(),
+                reason="unknown_email" if item is None else "wrong_password",
+            )
+            raise InvalidCredentials()
+        record = public_record(item)
+        if not self._may_act_on(kind, record, orgid):
+            self._emit("auth.sign_in_failed", orgid, kind=kind, principal=record.sk, reason="disabled")
+            raise InvalidCredentials("this account is disabled")
+        if new_hash:
+            # The hash predates the current parameters: store a stronger one while we hold the password.
+            self._store.update(
+                Update(
+                    record.key,
+                    "SET passwordHash = :hash",
+                    values={":hash": new_hash},
+                    condition="attribute_exists(PK)",
+                ),
+                return_new=False,
+            )
+        return self._start_session(kind, orgid, record, "password", client)
+
+    def sign_up_customer(self, orgid: str, new: NewCustomer, client: ClientInfo) -> SignedIn:
+        record = self._directory.create_customer(orgid, new)
+        self._emit("customer.created", orgid, principal=record.sk)
+        return self._start_session("customer", orgid, record, "password", client)
+
+    def sign_up_user(self, orgid: str, new: NewUser, client: ClientInfo) -> SignedIn:
+        org = self._directory.get_org(orgid)
+        if org is None:
+            raise NotFound("no such org")
+        if not org.settings.get("allowUserSignup", False):
+            raise Forbidden("this org does not allow staff sign-up")
+        # Self sign-up never chooses its own rights: role User, permission read, this org only.
+        safe = NewUser(
+            email=new.email,
+            password=new.password,
+            firstName=new.firstName,
+            lastName=new.lastName,
+            roles=["User"],
+            permissions=["read"],
+            orgs=[orgid],
+        )
+        record = self._directory.create_user(orgid, safe)
+        self._emit("user.created", orgid, principal=record.sk, roles=["User"], via="signup")
+        return self._start_session("user", orgid, record, "password", client)
+
+    def _start_session(
+        self, kind: PrincipalKind, orgid: str, record: Record, method: str, client: ClientInfo
+    ) -> SignedIn:
+        settings = get_settings()
+        session, refresh = self._sessions.create(
+            principal_sk=record.sk,
+            kind=kind,
+            method=method,
+            lifetime_seconds=settings.refresh_token_ttl_seconds,
+            user_agent=client.user_agent,
+            source_ip=client.source_ip,
+        )
+        token, _ = self._tokens.issue(subject=record.sk, kind=kind, session_id=session.id, orgid=record.orgid)
+        self._emit("auth.signed_in", orgid, kind=kind, principal=record.sk, session=session.id, method=method)
+        return SignedIn(
+            kind=kind, token=token, refresh_token=refresh.value, principal=shown_to_self(record, orgid)
+        )
+
+    @staticmethod
+    def _may_act_on(kind: PrincipalKind, record: Record, orgid: str) -> bool:
+        """A customer is disabled as a whole; a User per org (its membership of ``orgid``, or its platform
+        membership for a platform root), so a User disabled in one org still signs in to its others."""
+        if kind == "customer":
+            return not record.data.get("disabled")
+        membership, _ = effective_membership(record.data, orgid, get_settings().platform_orgid)
+        return membership is not None
+
+    # -- refresh and sign-out ------------------------------------------------------------------
+    def refresh(self, kind: PrincipalKind, orgid: str, request: RefreshRequest) -> SignedIn:
+        token = RefreshToken.parse(request.token)
+        if token is None:
+            raise Unauthorized("invalid refresh token")
+        session = self._sessions.get_raw(token.home_orgid, token.session_id)
+        if session is None or session.get("kind") != kind:
+            # A User token at a customer endpoint (or the reverse) is refused without touching the family.
+            raise Unauthorized("invalid refresh token")
+        item = self._directory.get_principal(str(session["principal"]))
+        if item is None:
+            raise Unauthorized("invalid refresh token")
+        record = public_record(item)
+        if (kind == "customer" and record.orgid != orgid) or not self._may_act_on(kind, record, orgid):
+            raise Unauthorized("invalid refresh token")
+        outcome, successor = self._sessions.refresh(token)
+        if outcome == "reuse":
+            self._emit(
+                "session.compromised", record.orgid, kind=kind, principal=record.sk, session=token.session_id
+            )
+        if successor is None:
+            raise Unauthorized("invalid refresh token")
+        access, _ = self._tokens.issue(
+            subject=record.sk, kind=kind, session_id=token.session_id, orgid=record.orgid
+        )
+        return SignedIn(
+            kind=kind, token=access, refresh_token=successor.value, principal=shown_to_self(record, orgid)
+        )
+
+    def sign_out(self, principal: Principal, orgid: str) -> None:
+        if principal.session_id is None:
+            raise Unauthorized("no session to sign out of")
+        home = TenantKey.parse(principal.principal_id).orgid
+        self._sessions.revoke(home, principal.session_id, reason="signout")
+        self._emit(
+            "auth.signed_out",
+            orgid,
+            kind=principal.kind,
+            principal=principal.principal_id,
+            session=principal.session_id,
+        )
+
+    # -- events --------------------------------------------------------------------------------
+    def _emit(self, detail_type: str, orgid: str, **detail: Any) -> None:
+        # A bus outage must not lock people out: auth events are published best-effort.
+        publish_best_effort(self._events, detail_type, orgid, **detail)

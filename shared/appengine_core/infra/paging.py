@@ -1,0 +1,149 @@
+"""Paging of collection queries: opaque cursors bound to (org, collection), or 1-based page numbers.
+
+A cursor carries the last sort key it returned plus the org and collection it belongs to, and, for a
+find, which query it pages (its filter, sort and direction), so it cannot be replayed against another
+org, collection or query (422): a sort key means nothing to a sorted find, an offset nothing to an
+unsorted one. Page numbers cost a Query per skipped page, so they are capped at ``MAX_PAGE_NUMBER``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appengine_core.infra.errors import invalid_field
+from appengine_core.infra.store import Page
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_NUMBER = 100
+MAX_CURSOR_LENGTH = 2048
+MAX_SORT_KEY_BYTES = 1024  # DynamoDB's limit on a sort key value
+
+
+def encode_cursor(orgid: str, collection: str, last_sort_key: str, query: str | None = None) -> str:
+    """An opaque cursor; ``query`` names the query it pages (see ``decode_cursor``)."""
+    payload = {"o": orgid, "c": collection, "k": last_sort_key} | ({"q": query} if query else {})
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, orgid: str, collection: str, query: str | None = None) -> str:
+    """The sort key a cursor of this org, collection and query carries; 422 for any other cursor."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid_field("next", "not a cursor of this list")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+        raise invalid_field("next", "not a cursor of this list") from exc
+    if (
+        not isinstance(payload, dict)
+        or payload.get("o") != orgid
+        or payload.get("c") != collection
+        or payload.get("q") != (query or None)
+    ):
+        raise invalid_field("next", "not a cursor of this list")
+    key = payload.get("k")
+    if (
+        not isinstance(key, str)
+        or not key.startswith(f"{orgid}:{collection}:")
+        or len(key.encode()) > MAX_SORT_KEY_BYTES
+    ):
+        raise invalid_field("next", "not a cursor of this list")
+    return key
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    page_size: int = DEFAULT_PAGE_SIZE
+    page: int = 1
+    cursor: str | None = None
+
+    @classmethod
+    def from_query(cls, params: dict[str, str]) -> PageRequest:
+        def number(name: str, *aliases: str) -> int | None:
+            for key in (name, *aliases):
+                if params.get(key) not in (None, ""):
+                    try:
+                        return int(params[key])
+                    except ValueError as exc:
+                        raise invalid_field(key, "must be a whole number") from exc
+            return None
+
+        size = number("pageSize", "ps") or DEFAULT_PAGE_SIZE
+        page = number("page", "p") or 1
+        return cls.checked(size, page, params.get("next") or None)
+
+    @classmethod
+    def checked(cls, page_size: int, page: int, cursor: str | None) -> PageRequest:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise invalid_field("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if not 1 <= page <= MAX_PAGE_NUMBER:
+            raise invalid_field("page", f"must be between 1 and {MAX_PAGE_NUMBER}")
+        if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
+            raise invalid_field("next", "not a cursor of this list")
+        return cls(page_size=page_size, page=page, cursor=cursor)
+
+
+@dataclass(frozen=True)
+class PageResult:
+    items: list[dict[str, Any]]
+    page: int
+    page_size: int
+    next_cursor: str | None
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+
+def fetch_page(
+    request: PageRequest, orgid: str, collection: str, query: Callable[[int, str | None], Page]
+) -> PageResult:
+    """One page of ``query(limit, after_sort_key)``, by cursor or by page number.
+
+    Each Query asks for one item more than the page, so ``hasNext`` is exact without a further read.
+    """
+    after = decode_cursor(request.cursor, orgid, collection) if request.cursor else None
+    pages_to_skip = 0 if request.cursor else request.page - 1
+    while True:
+        fetched = query(request.page_size + 1, after).items
+        has_more = len(fetched) > request.page_size
+        items = fetched[: request.page_size]
+        after = str(items[-1]["_sk"]) if has_more else None
+        if pages_to_skip == 0 or after is None:
+            break
+        pages_to_skip -= 1
+    if pages_to_skip:
+        items, after = [], None
+    for item in items:
+        item.pop("_sk", None)
+    next_cursor = encode_cursor(orgid, collection, after) if after is not None else None
+    return PageResult(items=items, page=request.page, page_size=request.page_size, next_cursor=next_cursor)
+
+
+def list_envelope(
+    items: Sequence[Any],
+    *,
+    page: int = 1,
+    page_size: int,
+    has_next: bool,
+    next_cursor: str | None,
+    total: int | None,
+) -> dict[str, Any]:
+    """The list shape of contract §2. ``total`` is omitted when it is not known exactly."""
+    envelope: dict[str, Any] = {
+        "data": list(items),
+        "page": page,
+        "pageSize": page_size,
+        "hasNext": has_next,
+        "next": next_cursor,
+    }
+    if total is not None:
+        envelope["total"] = total
+    return envelope

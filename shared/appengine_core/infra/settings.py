@@ -1,0 +1,66 @@
+"""Runtime settings, validated once per process and cached.
+
+Values come from the environment the template (or the local stack) gives each function; nothing here
+is read at import time, so tests set the environment and call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from appengine_core.infra.tenancy import validate_orgid
+
+# Environment variable -> Settings field. The template's Globals set these for every function.
+ENVIRONMENT_VARIABLES = {
+    "APPENGINE_TABLE": "table_name",
+    "APPENGINE_EVENT_BUS": "event_bus_name",
+    "APPENGINE_SIGNING_KEYS_SECRET": "signing_keys_secret",
+    "PLATFORM_ORGID": "platform_orgid",
+    "TOKEN_ISSUER": "token_issuer",
+    "TOKEN_AUDIENCE": "token_audience",
+    "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",
+    "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
+    "SIGNING_KEY_ROTATION_DAYS": "signing_key_rotation_days",
+    "STAGE": "stage",
+}
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a usable deployment (a deploy or local-stack defect)."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(min_length=3)
+    event_bus_name: str = Field(min_length=1)
+    signing_keys_secret: str = Field(min_length=1)
+    platform_orgid: str = "platform"
+    token_issuer: str = "appengine"
+    token_audience: str = "appengine-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+    signing_key_rotation_days: int = Field(default=30, ge=1, le=365)
+    stage: str = "local"
+
+    @field_validator("platform_orgid")
+    @classmethod
+    def _platform_orgid_is_an_orgid(cls, value: str) -> str:
+        return validate_orgid(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    raw = {field: os.environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if os.environ.get(name)}
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        missing = ", ".join(
+            name
+            for name, field in ENVIRONMENT_VARIABLES.items()
+            if any(e["loc"][0] == field for e in exc.errors())
+        )
+        raise SettingsError(f"invalid or missing settings: {missing}") from exc

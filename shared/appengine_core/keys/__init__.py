@@ -1,0 +1,1 @@
+"""API keys: the format, request models, the management service and the authorizer's authenticator."""

@@ -1,0 +1,164 @@
+"""The authorizer's key path: one GetItem to resolve a key, one transactional write to admit a request.
+
+Per request the authorizer makes one transactional write: a ConditionCheck that the owner is unchanged
+(its ``version`` is snapshotted in the key) and the rate-limit update on the key item itself (fixed
+windows per minute/hour/day; the same write records ``usageCount`` and ``lastUsedAt``), so concurrent
+requests can never admit more than the limit and a revocation, a regeneration or a changed owner is
+seen from the very next request. Imports nothing of key management (passlib, pydantic request models).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from appengine_core.identity.principal import Principal
+from appengine_core.infra.envelope import utc_now_iso
+from appengine_core.infra.errors import Forbidden, Unauthorized
+from appengine_core.infra.store import Check, ConditionFailed, TenantStore, Update
+from appengine_core.infra.tenancy import TenantKey
+from appengine_core.keys.format import (
+    SNAPSHOT_MARK,
+    WINDOWS,
+    credential_key,
+    is_well_formed,
+    key_hash,
+    owner_snapshot,
+)
+
+
+# -- the authorizer's key path ------------------------------------------------------------------------
+class KeyAuthenticator:
+    def __init__(self, store: TenantStore | None = None) -> None:
+        self._store = store or TenantStore()
+
+    def authenticate(self, presented: str, orgid: str, now: float | None = None) -> Principal:
+        """The principal a key acts as, or ``Unauthorized``/``Forbidden``; a key over its limit gives a
+        principal carrying ``retry_after`` (the function answers 429: an authorizer cannot)."""
+        if not is_well_formed(presented):
+            raise Unauthorized("malformed API key")
+        digest = key_hash(presented)
+        key = credential_key(digest)
+        for _ in range(3):
+            now = now or time.time()
+            item = self._store.get(key, consistent=True)
+            if item is None or item.get("state") != "active":
+                raise Unauthorized("unknown or revoked API key")
+            expires = item.get("expiresAtEpoch")
+            if expires is not None and int(expires) <= now:
+                raise Unauthorized("expired API key")
+            if item.get("orgid") != orgid:
+                raise Forbidden("the key belongs to another org")
+            if SNAPSHOT_MARK not in item:
+                # Written before rights were held per org: take the owner's membership in this org first.
+                self._refresh_owner(key, item)
+                continue
+            try:
+                retry_after = self._admit(key, item, now)
+            except _OwnerChanged:
+                self._refresh_owner(key, item)
+                continue
+            return _principal_of(item, orgid, retry_after)
+        raise Unauthorized("the key's owner keeps changing")
+
+    def _admit(self, key: TenantKey, item: dict[str, Any], now: float) -> int | None:
+        """Count this request in every window; None when admitted, else seconds until a retry may pass."""
+        limits: dict[str, int] = {
+            k: int(v) for k, v in (item.get("rateLimits") or {}).items() if k in WINDOWS
+        }
+        sets = ["lastUsedAt = :now"]
+        adds = ["usageCount :one"]
+        conditions = ["#state = :active"]
+        values: dict[str, Any] = {":now": utc_now_iso(), ":one": 1, ":active": "active"}
+        retry_after: int | None = None
+        for name, limit in limits.items():
+            length = WINDOWS[name]
+            window = int(now // length) * length
+            start, count = f"window{name}Start", f"window{name}Count"
+            values[f":{name}W"] = window
+            values[f":{name}L"] = limit
+            if int(item.get(start, -1)) == window:
+                if int(item.get(count, 0)) >= limit:
+                    retry_after = max(retry_after or 0, int(window + length - now) + 1)
+                adds.append(f"{count} :one")
+                conditions.append(f"{start} = :{name}W AND {count} < :{name}L")
+            else:
+                sets.append(f"{start} = :{name}W, {count} = :one")
+                conditions.append(f"(attribute_not_exists({start}) OR {start} < :{name}W)")
+        if retry_after is not None:
+            return retry_after
+        owner = TenantKey.parse(str(item["createdBy"]))
+        try:
+            self._store.transact(
+                [
+                    # Every change of a User (its memberships included) bumps its version: an unchanged
+                    # version means the snapshot in the key is still the owner's membership here.
+                    Check(
+                        owner,
+                        "#version = :v",
+                        values={":v": int(item.get("ownerVersion", 1))},
+                        names={"#version": "version"},
+                    ),
+                    Update(
+                        key,
+                        f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+                        values=values,
+                        names={"#state": "state"},
+                        condition=" AND ".join(conditions),
+                    ),
+                ]
+            )
+        except ConditionFailed as exc:
+            if exc.index == 0:
+                raise _OwnerChanged() from exc
+            # Another request moved a window first: decide again from a fresh read.
+            fresh = self._store.get(key, consistent=True)
+            if fresh is None or fresh.get("state") != "active":
+                raise Unauthorized("unknown or revoked API key") from exc
+            return self._admit(key, fresh, now)
+        return None
+
+    def _refresh_owner(self, key: TenantKey, item: dict[str, Any]) -> None:
+        owner = self._store.get(TenantKey.parse(str(item["createdBy"])), consistent=True)
+        snapshot = owner_snapshot(owner, str(item.get("orgid")))
+        if snapshot is None:
+            raise Unauthorized("the key's owner is disabled in the key's org or left it")
+        try:
+            self._store.update(
+                Update(
+                    key,
+                    "SET ownerVersion = :v, ownerRoles = :r, ownerPermissions = :p, #root = :root"
+                    " REMOVE ownerOrgs",
+                    values={
+                        ":v": snapshot["ownerVersion"],
+                        ":r": snapshot["ownerRoles"],
+                        ":p": snapshot["ownerPermissions"],
+                        ":root": snapshot[SNAPSHOT_MARK],
+                    },
+                    names={"#root": SNAPSHOT_MARK},
+                    condition="attribute_exists(PK)",
+                ),
+                return_new=False,
+            )
+        except ConditionFailed as exc:
+            raise Unauthorized("unknown or revoked API key") from exc
+
+
+class _OwnerChanged(Exception):
+    pass
+
+
+def _principal_of(item: dict[str, Any], orgid: str, retry_after: int | None) -> Principal:
+    roles = tuple(str(r) for r in item.get("ownerRoles") or ())
+    return Principal(
+        kind="user",
+        principal_id=str(item["createdBy"]),
+        orgid=orgid,
+        credential="apikey",
+        roles=roles,
+        permissions=tuple(str(p) for p in item.get("ownerPermissions") or ()),
+        platform_root=item.get(SNAPSHOT_MARK) is True,
+        api_key_id=str(item["id"]),
+        scopes=tuple(str(s) for s in item.get("scopes") or ()),
+        retry_after=retry_after,
+    )

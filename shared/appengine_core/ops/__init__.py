@@ -1,0 +1,1 @@
+"""Operators' tools on top of every wing: the CLI, the seed loader, the scheduled jobs."""

@@ -1,0 +1,1 @@
+"""The generic repository: the record writer, the query language and the repository service."""
