@@ -22,13 +22,13 @@ def auth_service() -> AuthService:
 @api.post("/profile/user/refresh", PUBLIC, summary="Rotate a staff refresh token", tags=["sign-in"])
 @api.post("/user/refresh", PUBLIC, summary="Rotate a staff refresh token (alias)", tags=["sign-in"])
 def user_refresh(request: RefreshRequest) -> dict[str, Any]:
-    return auth_service().refresh("user", api.caller().orgid, request).envelope()
+    return auth_service().refresh("user", api.context().orgid, request).envelope()
 
 
 @api.post("/profile/customer/refresh", PUBLIC, summary="Rotate a customer refresh token", tags=["sign-in"])
 @api.post("/customer/refresh", PUBLIC, summary="Rotate a customer refresh token (alias)", tags=["sign-in"])
 def customer_refresh(request: RefreshRequest) -> dict[str, Any]:
-    return auth_service().refresh("customer", api.caller().orgid, request).envelope()
+    return auth_service().refresh("customer", api.context().orgid, request).envelope()
 
 
 @api.post(

@@ -32,17 +32,17 @@ def client_info() -> ClientInfo:
 @api.post("/profile/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
 @api.post("/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
 def user_sign_in(credentials: Credentials) -> dict[str, Any]:
-    return auth_service().sign_in("user", api.caller().orgid, credentials, client_info()).envelope()
+    return auth_service().sign_in("user", api.context().orgid, credentials, client_info()).envelope()
 
 
 @api.post("/profile/customer/signin", PUBLIC, summary="Customer sign-in", tags=["sign-in"])
 def customer_sign_in(credentials: Credentials) -> dict[str, Any]:
-    return auth_service().sign_in("customer", api.caller().orgid, credentials, client_info()).envelope()
+    return auth_service().sign_in("customer", api.context().orgid, credentials, client_info()).envelope()
 
 
 @api.post("/profile/customer/signup", PUBLIC, summary="Customer sign-up", tags=["sign-in"])
 def customer_sign_up(new: NewCustomer) -> Response[Any]:
-    return created(auth_service().sign_up_customer(api.caller().orgid, new, client_info()).envelope())
+    return created(auth_service().sign_up_customer(api.context().orgid, new, client_info()).envelope())
 
 
 @api.post(
@@ -52,7 +52,7 @@ def customer_sign_up(new: NewCustomer) -> Response[Any]:
     tags=["sign-in"],
 )
 def user_sign_up(new: NewUser) -> Response[Any]:
-    return created(auth_service().sign_up_user(api.caller().orgid, new, client_info()).envelope())
+    return created(auth_service().sign_up_user(api.context().orgid, new, client_info()).envelope())
 
 
 lambda_handler = api.handler

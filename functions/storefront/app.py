@@ -70,7 +70,7 @@ def products(
     brand: Filter = None,
     sort: Annotated[str | None, Query(max_length=20)] = None,
 ) -> dict[str, Any]:
-    return storefront().products(api.caller().orgid, query())
+    return storefront().products(api.context().orgid, query())
 
 
 @api.get(
@@ -80,19 +80,19 @@ def products(
     tags=["storefront"],
 )
 def product(slug_or_sku: Annotated[str, Path(max_length=MAX_FILTER_TEXT)]) -> dict[str, Any]:
-    return storefront().product(api.caller().orgid, slug_or_sku).model_dump()
+    return storefront().product(api.context().orgid, slug_or_sku).model_dump()
 
 
 @api.get(
     "/storefront/categories", PUBLIC, summary="Categories of the published products", tags=["storefront"]
 )
 def categories() -> dict[str, Any]:
-    return storefront().facets(api.caller().orgid, "categories")
+    return storefront().facets(api.context().orgid, "categories")
 
 
 @api.get("/storefront/brands", PUBLIC, summary="Brands of the published products", tags=["storefront"])
 def brands() -> dict[str, Any]:
-    return storefront().facets(api.caller().orgid, "brand")
+    return storefront().facets(api.context().orgid, "brand")
 
 
 @api.get(
@@ -102,21 +102,21 @@ def brands() -> dict[str, Any]:
     tags=["storefront"],
 )
 def gift_card_balance(code: Annotated[str, Path(max_length=MAX_CODE)]) -> dict[str, Any]:
-    return storefront().gift_card_balance(api.caller().orgid, code, source_ip())
+    return storefront().gift_card_balance(api.context().orgid, code, source_ip())
 
 
 @api.get(
     "/storefront/payment-gateways", PUBLIC, summary="The org's enabled payment methods", tags=["storefront"]
 )
 def payment_gateways() -> dict[str, Any]:
-    return storefront().payment_gateways(api.caller().orgid)
+    return storefront().payment_gateways(api.context().orgid)
 
 
 @api.post(
     "/shipping/options", PUBLIC, summary="Shipping options from the org's settings", tags=["storefront"]
 )
 def shipping_options(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return storefront().shipping_options(api.caller().orgid, body)
+    return storefront().shipping_options(api.context().orgid, body)
 
 
 @api.get("/storefront/cart/get/<customer_id>/<cart_id>", SHOPPER, summary="A cart", tags=["cart"])

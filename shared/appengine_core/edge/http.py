@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from appengine_core.edge.guard import require_orgid, require_principal, require_scope
 from appengine_core.edge.metering import UsageMeter
-from appengine_core.identity.principal import Principal, require_permission, require_role
+from appengine_core.identity.principal import Caller, Principal, require_permission, require_role
 from appengine_core.infra.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -173,7 +173,9 @@ CUSTOMER = Access(kinds=("customer",))
 
 
 @dataclass(frozen=True)
-class Caller:
+class RequestContext:
+    """The org of a call and, on protected routes, its verified principal."""
+
     orgid: str
     principal: Principal | None
 
@@ -217,19 +219,24 @@ class HttpFunction:
             self._usage_meter = UsageMeter()
         return self._usage_meter
 
-    def caller(self) -> Caller:
+    def context(self) -> RequestContext:
         caller = self.app.context.get("caller")
-        if not isinstance(caller, Caller):
+        if not isinstance(caller, RequestContext):
             raise Unauthorized()
         return caller
 
-    def principal(self) -> tuple[Principal, str]:
-        caller = self.caller()
-        if caller.principal is None:
-            raise Unauthorized()
-        return caller.principal, caller.orgid
+    def caller(self) -> Caller:
+        """The verified caller of a protected route, as services take it."""
+        principal, orgid = self.principal()
+        return Caller(principal=principal, orgid=orgid)
 
-    def _check_access(self, event: dict[str, Any]) -> Caller | None:
+    def principal(self) -> tuple[Principal, str]:
+        context = self.context()
+        if context.principal is None:
+            raise Unauthorized()
+        return context.principal, context.orgid
+
+    def _check_access(self, event: dict[str, Any]) -> RequestContext | None:
         access = self._access.get((str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))))
         if access is None:
             return None  # no such route: the resolver answers 404
@@ -238,7 +245,7 @@ class HttpFunction:
             orgid = require_orgid(proxy) if access.orgid_required else ""
             if orgid:
                 self._meter().count_request(orgid)
-            return Caller(orgid=orgid, principal=None)
+            return RequestContext(orgid=orgid, principal=None)
         principal, orgid = require_principal(proxy, kinds=access.kinds)
         if principal.credential not in access.credentials:
             raise Forbidden(f"this route does not take {principal.credential} credentials")
@@ -252,7 +259,7 @@ class HttpFunction:
             require_permission(principal, access.permission)
         self.logger.append_keys(orgid=orgid, principal=principal.principal_id, kind=principal.kind)
         self._meter().count_request(orgid)
-        return Caller(orgid=orgid, principal=principal)
+        return RequestContext(orgid=orgid, principal=principal)
 
     @property
     def handler(self) -> LambdaHandler:

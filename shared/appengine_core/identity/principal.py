@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from appengine_core.infra.errors import Forbidden
 
@@ -87,3 +87,13 @@ def require_role(principal: Principal, *roles: str) -> None:
 def require_permission(principal: Principal, permission: str) -> None:
     if not principal.has_permission(permission):
         raise Forbidden(f"needs the {permission} permission")
+
+
+class Caller(BaseModel):
+    """Who calls and on which org: what every service method takes first. The org is the one the
+    authorizer approved and the guard re-checked against the ``orgid`` header, never one from a body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    principal: Principal
+    orgid: str

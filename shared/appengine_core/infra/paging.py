@@ -13,11 +13,14 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from appengine_core.infra.errors import invalid_field
-from appengine_core.infra.store import Page
+from appengine_core.infra.store import QueryPage
 
+ItemT = TypeVar("ItemT")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_NUMBER = 100
@@ -103,7 +106,7 @@ class PageResult:
 
 
 def fetch_page(
-    request: PageRequest, orgid: str, collection: str, query: Callable[[int, str | None], Page]
+    request: PageRequest, orgid: str, collection: str, query: Callable[[int, str | None], QueryPage]
 ) -> PageResult:
     """One page of ``query(limit, after_sort_key)``, by cursor or by page number.
 
@@ -147,3 +150,37 @@ def list_envelope(
     if total is not None:
         envelope["total"] = total
     return envelope
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list, as services return it; the edge shows it in the list shape of contract §2.
+
+    ``total`` is left out of the JSON when it is not known exactly (a filtered list whose matches were
+    not all examined), rather than shown as null.
+    """
+
+    data: list[ItemT]
+    total: int | None = None
+    page: int = 1
+    pageSize: int  # noqa: N815 (the contract's field names)
+    hasNext: bool  # noqa: N815
+    next: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _contract_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        shown: dict[str, Any] = handler(self)
+        if self.total is None:
+            shown.pop("total", None)
+        return shown
+
+    @classmethod
+    def of(cls, items: Sequence[ItemT], result: PageResult, total: int | None) -> Page[ItemT]:
+        """A page of ``items`` fetched as ``result`` says (cursor, page number, whether more follow)."""
+        return cls(
+            data=list(items),
+            total=total,
+            page=result.page,
+            pageSize=result.page_size,
+            hasNext=result.has_next,
+            next=result.next_cursor,
+        )

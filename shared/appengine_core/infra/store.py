@@ -113,7 +113,7 @@ Operation = Put | Update | Delete | Check
 
 
 @dataclass(frozen=True)
-class Page:
+class QueryPage:
     items: list[dict[str, Any]]
     last_sort_key: str | None
     examined: int = 0  # items read before any filter (what the request paid for)
@@ -168,7 +168,7 @@ class TenantStore:
         newest_first: bool = False,
         consistent: bool = False,
         filter_condition: Any = None,
-    ) -> Page:
+    ) -> QueryPage:
         """One page of a collection of ``orgid``, in sort-key order. Cost grows with ``limit`` only."""
         partition = collection_partition(orgid, collection)
         condition: Any = Key("PK").eq(partition)
@@ -194,7 +194,7 @@ class TenantStore:
             kwargs["FilterExpression"] = filter_condition
         response = self._table.query(**kwargs)
         last = response.get("LastEvaluatedKey")
-        return Page(
+        return QueryPage(
             items=[_strip_keys(i) | {"_sk": i["SK"]} for i in response.get("Items", [])],
             last_sort_key=str(last["SK"]) if last else None,
             examined=int(response.get("ScannedCount", 0)),
