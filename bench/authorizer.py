@@ -83,14 +83,14 @@ def run() -> dict[str, Any]:
         per_decision = len(calls) / (decisions * 5 + 50)
 
         # The API-key path: checksum, one GetItem, one conditional write (the rate-limit counter).
-        from appengine_core.identity.principal import Principal
+        from appengine_core.identity.principal import Caller, Principal
         from appengine_core.keys.format import is_well_formed
         from appengine_core.keys.models import ApiKeyCreate
         from appengine_core.keys.service import ApiKeyService
 
         actor = Principal(kind="user", principal_id=user.sk, orgid="acme", permissions=("create",))
         limits = ApiKeyCreate(name="bench", scopes=["read"], rateLimits={"perMinute": 1_000_000})
-        key = ApiKeyService().create(actor, "acme", limits)["key"]
+        key = ApiKeyService().create(Caller(principal=actor, orgid="acme"), limits).key
         key_headers = {"x-api-key": key, "orgid": "acme"}
         checksum = _per_call_us(lambda: is_well_formed(key))
         service.decide(key_headers)

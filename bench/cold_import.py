@@ -13,10 +13,10 @@ from appengine_local.template import load_template
 
 RUNS = 5
 _TIMER = """
-import time, importlib.util
+import sys, time, importlib.util
 start = time.perf_counter()
 {body}
-print(time.perf_counter() - start)
+print(len(sys.modules), time.perf_counter() - start)
 """
 BASELINE = 'import boto3\nboto3.client("dynamodb", region_name="us-east-1")'
 
@@ -29,29 +29,34 @@ def _import_body(module_file: Path) -> str:
     )
 
 
-def _median_seconds(body: str) -> float:
+def _median_seconds(body: str) -> tuple[float, int]:
+    """Median import time and the number of modules loaded (the same in every run)."""
     samples = []
+    modules = 0
     for _ in range(RUNS):
         out = subprocess.run(
             [sys.executable, "-c", _TIMER.format(body=body)], check=True, capture_output=True, text=True
         )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+        count, seconds = out.stdout.strip().splitlines()[-1].split()
+        samples.append(float(seconds))
+        modules = int(count)
+    return statistics.median(samples), modules
 
 
-def run() -> list[tuple[str, float, float]]:
-    baseline = _median_seconds(BASELINE)
-    rows = [("baseline: boto3 + dynamodb client", baseline, 1.0)]
+def run() -> list[tuple[str, float, float, int]]:
+    baseline, baseline_modules = _median_seconds(BASELINE)
+    rows = [("baseline: boto3 + dynamodb client", baseline, 1.0, baseline_modules)]
     for logical_id, function in sorted(load_template().functions.items()):
-        seconds = _median_seconds(_import_body(function.module_file))
-        rows.append((logical_id, seconds, seconds / baseline))
+        seconds, modules = _median_seconds(_import_body(function.module_file))
+        rows.append((logical_id, seconds, seconds / baseline, modules))
     return rows
 
 
 def main() -> None:
     print(f"cold import, median of {RUNS} fresh interpreters (Python {sys.version.split()[0]}, this machine)")
-    for name, seconds, ratio in run():
-        print(f"  {name:<38} {seconds * 1000:8.1f} ms   x{ratio:5.2f}")
+    print(f"  {'':<38} {'wall':>11}   {'ratio':>6}  {'modules':>7}")
+    for name, seconds, ratio, modules in run():
+        print(f"  {name:<38} {seconds * 1000:8.1f} ms   x{ratio:5.2f}  {modules:7d}")
 
 
 if __name__ == "__main__":

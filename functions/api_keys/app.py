@@ -9,9 +9,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from appengine_core.edge.http import OK_BODY, Access, HttpFunction, created
-from appengine_core.infra.paging import PageRequest
+from appengine_core.infra.paging import Page, PageRequest
 from appengine_core.keys.format import KEY_ADMIN_ROLES
-from appengine_core.keys.models import ApiKeyCreate
+from appengine_core.keys.models import ApiKeyCreate, CreatedKey, KeyMetadata
 from appengine_core.keys.service import ApiKeyService
 
 api = HttpFunction("api_keys")
@@ -31,21 +31,18 @@ def api_key_service() -> ApiKeyService:
     tags=["api keys"],
 )
 def create_key(request: ApiKeyCreate) -> Response[Any]:
-    principal, orgid = api.principal()
-    return created(api_key_service().create(principal, orgid, request))
+    return created(api_key_service().create(api.caller(), request).model_dump(mode="json"))
 
 
 @api.get("/api-key/list", KEY_MANAGER, summary="This org's keys (metadata only)", tags=["api keys"])
-def list_keys() -> dict[str, Any]:
-    principal, orgid = api.principal()
+def list_keys() -> Page[KeyMetadata]:
     page = PageRequest.from_query(app.current_event.query_string_parameters or {})
-    return api_key_service().list_keys(principal, orgid, page)
+    return api_key_service().list_keys(api.caller(), page)
 
 
 @api.get("/api-key/<key_id>", KEY_MANAGER, summary="One key's metadata", tags=["api keys"])
-def get_key(key_id: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return api_key_service().get(principal, orgid, key_id)
+def get_key(key_id: str) -> KeyMetadata:
+    return api_key_service().get(api.caller(), key_id)
 
 
 @api.post(
@@ -54,15 +51,13 @@ def get_key(key_id: str) -> dict[str, Any]:
     summary="New plaintext; the old one stops at once",
     tags=["api keys"],
 )
-def regenerate_key(key_id: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return api_key_service().regenerate(principal, orgid, key_id)
+def regenerate_key(key_id: str) -> CreatedKey:
+    return api_key_service().regenerate(api.caller(), key_id)
 
 
 @api.route("DELETE", "/api-key/<key_id>", KEY_MANAGER, summary="Revoke a key at once", tags=["api keys"])
-def revoke_key(key_id: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    api_key_service().revoke(principal, orgid, key_id)
+def revoke_key(key_id: str) -> dict[str, bool]:
+    api_key_service().revoke(api.caller(), key_id)
     return OK_BODY
 
 

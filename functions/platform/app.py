@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+from pydantic import BaseModel, ConfigDict
 
 from appengine_core.edge.http import PUBLIC_NO_ORG, HttpFunction
 from appengine_core.identity.signing import KeyStore
@@ -18,6 +19,29 @@ app = api.app
 # Generated from every function's routes by `make openapi` (checked for freshness by the tests).
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 _SWAGGER_ASSETS = Path(generate_swagger_html.__code__.co_filename).parent
+
+
+class Health(BaseModel):
+    status: str
+
+
+class PublicKey(BaseModel):
+    """A public Ed25519 signing key (RFC 8037)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    use: str
+    alg: str
+
+
+class KeySet(BaseModel):
+    """The current key and every retired key whose tokens may still be alive."""
+
+    keys: list[PublicKey]
 
 
 @cache
@@ -31,11 +55,17 @@ def openapi_document() -> str:
 
 
 @api.get("/monitoring/health", PUBLIC_NO_ORG, summary="Liveness check", tags=["platform"])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+def health() -> Health:
+    return Health(status="ok")
 
 
-@api.get("/.well-known/jwks.json", PUBLIC_NO_ORG, summary="Public signing keys (JWKS)", tags=["platform"])
+@api.get(
+    "/.well-known/jwks.json",
+    PUBLIC_NO_ORG,
+    summary="Public signing keys (JWKS)",
+    tags=["platform"],
+    responses={200: {"description": "OK", "content": {content_types.APPLICATION_JSON: {"model": KeySet}}}},
+)
 def jwks() -> Response[Any]:
     return Response(
         status_code=200,

@@ -11,8 +11,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from appengine_core.edge.http import CUSTOMER, SIGNED_IN, Access, HttpFunction, created
 from appengine_core.edge.metering import UsageMeter
 from appengine_core.identity.directory import CustomerProfile, NewUser
-from appengine_core.identity.profiles import USER_ADMIN_ROLES, USER_LIST_ROLES, ProfileService, UserUpdate
-from appengine_core.infra.paging import PageRequest, list_envelope
+from appengine_core.identity.profiles import (
+    USER_ADMIN_ROLES,
+    USER_LIST_ROLES,
+    ProfileService,
+    UserUpdate,
+    WhoAmI,
+)
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.paging import Page, PageRequest
 
 api = HttpFunction("profile")
 app = api.app
@@ -32,34 +39,29 @@ def usage_meter() -> UsageMeter:
 
 
 @api.get("/profile/whoami", SIGNED_IN, summary="The caller and the org of this call", tags=["profile"])
-def whoami() -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return profile_service().whoami(principal, orgid)
+def whoami() -> WhoAmI:
+    return profile_service().whoami(api.caller())
 
 
 @api.get("/profile/customer/profile", CUSTOMER, summary="The customer's own profile", tags=["profile"])
-def customer_profile() -> dict[str, Any]:
-    principal, _ = api.principal()
-    return profile_service().customer_profile(principal).model_dump()
+def customer_profile() -> Record:
+    return profile_service().customer_profile(api.caller())
 
 
 @api.post("/profile/customer/update", CUSTOMER, summary="Update the customer's own profile", tags=["profile"])
-def update_customer_profile(changes: CustomerProfile) -> dict[str, Any]:
-    principal, _ = api.principal()
-    return profile_service().update_customer_profile(principal, changes).model_dump()
+def update_customer_profile(changes: CustomerProfile) -> Record:
+    return profile_service().update_customer_profile(api.caller(), changes)
 
 
 @api.post("/user/create", USER_ADMIN, summary="Create a staff user in this org", tags=["users"])
 def create_user(new: NewUser) -> Response[Any]:
-    principal, orgid = api.principal()
-    return created(profile_service().create_user(principal, orgid, new).model_dump())
+    return created(profile_service().create_user(api.caller(), new).model_dump(mode="json"))
 
 
 @api.get("/user/org/<orgid>", USER_LISTING, summary="The org's staff users, paged", tags=["users"])
-def list_org_users(orgid: str) -> dict[str, Any]:
-    principal, header_orgid = api.principal()
+def list_org_users(orgid: str) -> Page[Record]:
     page = PageRequest.from_query(app.current_event.query_string_parameters or {})
-    return profile_service().list_org_users(principal, header_orgid, orgid, page)
+    return profile_service().list_org_users(api.caller(), orgid, page)
 
 
 @api.post(
@@ -68,9 +70,8 @@ def list_org_users(orgid: str) -> dict[str, Any]:
     summary="Change a user's roles, permissions, orgs or disabled",
     tags=["users"],
 )
-def update_user(user_id: str, update: UserUpdate) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return profile_service().update_user(principal, orgid, user_id, update).model_dump()
+def update_user(user_id: str, update: UserUpdate) -> Record:
+    return profile_service().update_user(api.caller(), user_id, update)
 
 
 @api.get(
@@ -79,10 +80,9 @@ def update_user(user_id: str, update: UserUpdate) -> dict[str, Any]:
     summary="Requests per day for this org",
     tags=["profile"],
 )
-def usage(days: Annotated[int, Query(ge=1, le=90)] = 30) -> dict[str, Any]:
-    _, orgid = api.principal()
-    rows = usage_meter().daily(orgid, days)
-    return list_envelope(rows, page=1, page_size=days, has_next=False, next_cursor=None, total=len(rows))
+def usage(days: Annotated[int, Query(ge=1, le=90)] = 30) -> Page[dict[str, Any]]:
+    rows = usage_meter().daily(api.caller().orgid, days)
+    return Page[dict[str, Any]](data=rows, total=len(rows), page=1, pageSize=days, hasNext=False, next=None)
 
 
 lambda_handler = api.handler

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from appengine_core.edge.http import OK_BODY, PUBLIC, Access, HttpFunction
-from appengine_core.identity.signin import AuthService, RefreshRequest
+from appengine_core.identity.signin import AuthService, RefreshRequest, SignInEnvelope
 
 # Sessions belong to people: an API key never signs anything out (contract §1).
 PERSON = Access(credentials=("jwt",))
@@ -21,13 +20,13 @@ def auth_service() -> AuthService:
 
 @api.post("/profile/user/refresh", PUBLIC, summary="Rotate a staff refresh token", tags=["sign-in"])
 @api.post("/user/refresh", PUBLIC, summary="Rotate a staff refresh token (alias)", tags=["sign-in"])
-def user_refresh(request: RefreshRequest) -> dict[str, Any]:
+def user_refresh(request: RefreshRequest) -> SignInEnvelope:
     return auth_service().refresh("user", api.context().orgid, request).envelope()
 
 
 @api.post("/profile/customer/refresh", PUBLIC, summary="Rotate a customer refresh token", tags=["sign-in"])
 @api.post("/customer/refresh", PUBLIC, summary="Rotate a customer refresh token (alias)", tags=["sign-in"])
-def customer_refresh(request: RefreshRequest) -> dict[str, Any]:
+def customer_refresh(request: RefreshRequest) -> SignInEnvelope:
     return auth_service().refresh("customer", api.context().orgid, request).envelope()
 
 
@@ -37,9 +36,8 @@ def customer_refresh(request: RefreshRequest) -> dict[str, Any]:
     summary="Revoke the current session and its refresh tokens",
     tags=["sign-in"],
 )
-def sign_out() -> dict[str, Any]:
-    principal, orgid = api.principal()
-    auth_service().sign_out(principal, orgid)
+def sign_out() -> dict[str, bool]:
+    auth_service().sign_out(api.caller())
     return OK_BODY
 
 

@@ -9,14 +9,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from appengine_core.edge.http import OK_BODY, STAFF, Access, HttpFunction, created
-from appengine_core.infra.paging import PageRequest
-from appengine_core.records.service import (
-    CreateRecord,
-    FindOptions,
-    FindRequest,
-    RepositoryService,
-    UpdateRecord,
-)
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.paging import Page, PageRequest
+from appengine_core.records.models import CreateRecord, FindRequest, UpdateRecord
+from appengine_core.records.service import RepositoryService
 
 STAFF_READING = Access(kinds=("user",), reads=True)  # a POST that only reads: `read` keys may call it
 api = HttpFunction("repository")
@@ -37,8 +33,7 @@ def repository() -> RepositoryService:
     tags=["repository"],
 )
 def create_record(request: CreateRecord) -> Response[Any]:
-    principal, orgid = api.principal()
-    return created(repository().create(principal, orgid, request).model_dump())
+    return created(repository().create(api.caller(), request).model_dump(mode="json"))
 
 
 @api.post(
@@ -55,19 +50,16 @@ def create_record(request: CreateRecord) -> Response[Any]:
     tags=["repository"],
 )
 def create_record_of(datatype: str, data: Annotated[dict[str, Any], Body()]) -> Response[Any]:
-    principal, orgid = api.principal()
     payload = {k: v for k, v in data.items() if k != "isNew"}
-    return created(
-        repository().create(principal, orgid, CreateRecord(datatype=datatype, data=payload)).model_dump()
-    )
+    record = repository().create(api.caller(), CreateRecord(datatype=datatype, data=payload))
+    return created(record.model_dump(mode="json"))
 
 
 @api.get(
     "/repository/get/<datatype>/<record_id>", STAFF, summary="One record by pk or sk", tags=["repository"]
 )
-def get_record(datatype: str, record_id: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return repository().get(principal, orgid, datatype, record_id).model_dump()
+def get_record(datatype: str, record_id: str) -> Record:
+    return repository().get(api.caller(), datatype, record_id)
 
 
 @api.post(
@@ -76,9 +68,8 @@ def get_record(datatype: str, record_id: str) -> dict[str, Any]:
     summary="Find records of this org by query",
     tags=["repository"],
 )
-def find_records(datatype: str, request: FindRequest) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return repository().find(principal, orgid, datatype, request)
+def find_records(datatype: str, request: FindRequest) -> Page[Record]:
+    return repository().find(api.caller(), datatype, request)
 
 
 @api.get(
@@ -87,13 +78,9 @@ def find_records(datatype: str, request: FindRequest) -> dict[str, Any]:
     summary="Records whose data.<attribute> equals value",
     tags=["repository"],
 )
-def find_by_attribute(datatype: str, attribute: str, value: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
+def find_by_attribute(datatype: str, attribute: str, value: str) -> Page[Record]:
     page = PageRequest.from_query(app.current_event.query_string_parameters or {})
-    options = FindOptions(pageSize=page.page_size, page=page.page, next=page.cursor)
-    return repository().find(
-        principal, orgid, datatype, FindRequest(query={attribute: value}, options=options)
-    )
+    return repository().find_by_attribute(api.caller(), datatype, attribute, value, page)
 
 
 @api.post(
@@ -102,9 +89,8 @@ def find_by_attribute(datatype: str, attribute: str, value: str) -> dict[str, An
     summary="Merge into a record's data",
     tags=["repository"],
 )
-def update_record(datatype: str, record_id: str, request: UpdateRecord) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return repository().update(principal, orgid, datatype, record_id, request, deep=False).model_dump()
+def update_record(datatype: str, record_id: str, request: UpdateRecord) -> Record:
+    return repository().update(api.caller(), datatype, record_id, request, deep=False)
 
 
 @api.post(
@@ -113,9 +99,8 @@ def update_record(datatype: str, record_id: str, request: UpdateRecord) -> dict[
     summary="Deep-merge into a record's data",
     tags=["repository"],
 )
-def update_record_partially(datatype: str, record_id: str, request: UpdateRecord) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return repository().update(principal, orgid, datatype, record_id, request, deep=True).model_dump()
+def update_record_partially(datatype: str, record_id: str, request: UpdateRecord) -> Record:
+    return repository().update(api.caller(), datatype, record_id, request, deep=True)
 
 
 @api.route(
@@ -125,9 +110,8 @@ def update_record_partially(datatype: str, record_id: str, request: UpdateRecord
     summary="Delete a record",
     tags=["repository"],
 )
-def delete_record(datatype: str, record_id: str) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    repository().delete(principal, orgid, datatype, [record_id])
+def delete_record(datatype: str, record_id: str) -> dict[str, bool]:
+    repository().delete(api.caller(), datatype, [record_id])
     return OK_BODY
 
 
@@ -137,9 +121,8 @@ def delete_record(datatype: str, record_id: str) -> dict[str, Any]:
     summary="Delete several records (all or none)",
     tags=["repository"],
 )
-def delete_records(datatype: str, ids: Annotated[list[str], Body()]) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    repository().delete(principal, orgid, datatype, ids)
+def delete_records(datatype: str, ids: Annotated[list[str], Body()]) -> dict[str, bool]:
+    repository().delete(api.caller(), datatype, ids)
     return OK_BODY
 
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from appengine_core.edge.guard import header
 from appengine_core.edge.http import PUBLIC, HttpFunction, created
 from appengine_core.identity.directory import NewCustomer, NewUser
-from appengine_core.identity.signin import AuthService, ClientInfo, Credentials
+from appengine_core.identity.signin import AuthService, ClientInfo, Credentials, SignInEnvelope
 
 api = HttpFunction("signin")
 app = api.app
@@ -31,18 +31,23 @@ def client_info() -> ClientInfo:
 @api.post("/profile/signin", PUBLIC, summary="Staff sign-in", tags=["sign-in"])
 @api.post("/profile/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
 @api.post("/user/signin", PUBLIC, summary="Staff sign-in (alias)", tags=["sign-in"])
-def user_sign_in(credentials: Credentials) -> dict[str, Any]:
+def user_sign_in(credentials: Credentials) -> SignInEnvelope:
     return auth_service().sign_in("user", api.context().orgid, credentials, client_info()).envelope()
 
 
 @api.post("/profile/customer/signin", PUBLIC, summary="Customer sign-in", tags=["sign-in"])
-def customer_sign_in(credentials: Credentials) -> dict[str, Any]:
+def customer_sign_in(credentials: Credentials) -> SignInEnvelope:
     return auth_service().sign_in("customer", api.context().orgid, credentials, client_info()).envelope()
 
 
 @api.post("/profile/customer/signup", PUBLIC, summary="Customer sign-up", tags=["sign-in"])
 def customer_sign_up(new: NewCustomer) -> Response[Any]:
-    return created(auth_service().sign_up_customer(api.context().orgid, new, client_info()).envelope())
+    return created(
+        auth_service()
+        .sign_up_customer(api.context().orgid, new, client_info())
+        .envelope()
+        .model_dump(mode="json")
+    )
 
 
 @api.post(
@@ -52,7 +57,12 @@ def customer_sign_up(new: NewCustomer) -> Response[Any]:
     tags=["sign-in"],
 )
 def user_sign_up(new: NewUser) -> Response[Any]:
-    return created(auth_service().sign_up_user(api.context().orgid, new, client_info()).envelope())
+    return created(
+        auth_service()
+        .sign_up_user(api.context().orgid, new, client_info())
+        .envelope()
+        .model_dump(mode="json")
+    )
 
 
 lambda_handler = api.handler

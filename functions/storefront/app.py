@@ -6,26 +6,39 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from appengine_core.commerce.storefront import (
+from appengine_core.commerce.carts import CartService
+from appengine_core.commerce.catalog import CatalogService
+from appengine_core.commerce.checkout import CheckoutService
+from appengine_core.commerce.data import StorefrontData
+from appengine_core.commerce.giftcards import GiftCardService
+from appengine_core.commerce.models import (
     MAX_CART_ID,
     MAX_CATEGORIES,
     MAX_CODE,
     MAX_CUSTOMER_ID,
     MAX_FILTER_TEXT,
     MAX_ORDER_NUMBER,
+    Cart,
     CartAdd,
     CartRemove,
     CartUpdate,
     CheckoutRequest,
+    GiftCardBalance,
+    PaymentMethod,
     PriceRequest,
-    StorefrontService,
+    Quote,
+    ShippingOptions,
 )
+from appengine_core.commerce.orders import OrderService
+from appengine_core.commerce.quotes import QuoteService
+from appengine_core.commerce.settings import SettingsService
 from appengine_core.edge.guard import header
-from appengine_core.edge.http import PUBLIC, Access, HttpFunction, json_response
-from appengine_core.infra.paging import PageRequest
+from appengine_core.edge.http import PUBLIC, Access, HttpFunction
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.paging import Page, PageRequest
 
 api = HttpFunction("storefront")
 app = api.app
@@ -36,8 +49,43 @@ Filter = Annotated[str | None, Query(max_length=MAX_FILTER_TEXT)]
 
 
 @cache
-def storefront() -> StorefrontService:
-    return StorefrontService()
+def data() -> StorefrontData:
+    return StorefrontData()
+
+
+@cache
+def catalog() -> CatalogService:
+    return CatalogService(data())
+
+
+@cache
+def settings() -> SettingsService:
+    return SettingsService(data())
+
+
+@cache
+def gift_cards() -> GiftCardService:
+    return GiftCardService(data())
+
+
+@cache
+def carts() -> CartService:
+    return CartService(data())
+
+
+@cache
+def quotes() -> QuoteService:
+    return QuoteService(data())
+
+
+@cache
+def checkouts() -> CheckoutService:
+    return CheckoutService(data())
+
+
+@cache
+def orders_of() -> OrderService:
+    return OrderService(data())
 
 
 def query() -> dict[str, str]:
@@ -69,8 +117,8 @@ def products(
     ] = None,
     brand: Filter = None,
     sort: Annotated[str | None, Query(max_length=20)] = None,
-) -> dict[str, Any]:
-    return storefront().products(api.context().orgid, query())
+) -> Page[Record]:
+    return catalog().products(api.context().orgid, query())
 
 
 @api.get(
@@ -79,20 +127,20 @@ def products(
     summary="One published product by slug or SKU",
     tags=["storefront"],
 )
-def product(slug_or_sku: Annotated[str, Path(max_length=MAX_FILTER_TEXT)]) -> dict[str, Any]:
-    return storefront().product(api.context().orgid, slug_or_sku).model_dump()
+def product(slug_or_sku: Annotated[str, Path(max_length=MAX_FILTER_TEXT)]) -> Record:
+    return catalog().product(api.context().orgid, slug_or_sku)
 
 
 @api.get(
     "/storefront/categories", PUBLIC, summary="Categories of the published products", tags=["storefront"]
 )
-def categories() -> dict[str, Any]:
-    return storefront().facets(api.context().orgid, "categories")
+def categories() -> Page[str]:
+    return catalog().categories(api.context().orgid)
 
 
 @api.get("/storefront/brands", PUBLIC, summary="Brands of the published products", tags=["storefront"])
-def brands() -> dict[str, Any]:
-    return storefront().facets(api.context().orgid, "brand")
+def brands() -> Page[str]:
+    return catalog().brands(api.context().orgid)
 
 
 @api.get(
@@ -101,51 +149,47 @@ def brands() -> dict[str, Any]:
     summary="Gift card balance (unknown codes rate-limited per source)",
     tags=["storefront"],
 )
-def gift_card_balance(code: Annotated[str, Path(max_length=MAX_CODE)]) -> dict[str, Any]:
-    return storefront().gift_card_balance(api.context().orgid, code, source_ip())
+def gift_card_balance(code: Annotated[str, Path(max_length=MAX_CODE)]) -> GiftCardBalance:
+    return gift_cards().balance(api.context().orgid, code, source_ip())
 
 
 @api.get(
     "/storefront/payment-gateways", PUBLIC, summary="The org's enabled payment methods", tags=["storefront"]
 )
-def payment_gateways() -> dict[str, Any]:
-    return storefront().payment_gateways(api.context().orgid)
+def payment_gateways() -> Page[PaymentMethod]:
+    return settings().payment_gateways(api.context().orgid)
 
 
 @api.post(
     "/shipping/options", PUBLIC, summary="Shipping options from the org's settings", tags=["storefront"]
 )
-def shipping_options(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return storefront().shipping_options(api.context().orgid, body)
+def shipping_options(body: Annotated[dict[str, Any], Body()]) -> ShippingOptions:
+    return settings().shipping_options(api.context().orgid, body)
 
 
 @api.get("/storefront/cart/get/<customer_id>/<cart_id>", SHOPPER, summary="A cart", tags=["cart"])
 def cart_get(
     customer_id: Annotated[str, Path(max_length=MAX_CUSTOMER_ID)],
     cart_id: Annotated[str, Path(max_length=MAX_CART_ID)],
-) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().cart_get(principal, orgid, customer_id, cart_id)
+) -> Cart:
+    return carts().get(api.caller(), customer_id, cart_id)
 
 
 @api.post("/storefront/cart/add", SHOPPER, summary="Add a product (no cartId starts a cart)", tags=["cart"])
-def cart_add(request: CartAdd) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().cart_add(principal, orgid, request)
+def cart_add(request: CartAdd) -> Cart:
+    return carts().add(api.caller(), request)
 
 
 @api.post(
     "/storefront/cart/update", SHOPPER, summary="Set a product's quantity (0 removes it)", tags=["cart"]
 )
-def cart_update(request: CartUpdate) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().cart_update(principal, orgid, request)
+def cart_update(request: CartUpdate) -> Cart:
+    return carts().update(api.caller(), request)
 
 
 @api.post("/storefront/cart/remove", SHOPPER, summary="Remove a product from a cart", tags=["cart"])
-def cart_remove(request: CartRemove) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().cart_update(principal, orgid, request)
+def cart_remove(request: CartRemove) -> Cart:
+    return carts().update(api.caller(), request)
 
 
 @api.post(
@@ -154,32 +198,29 @@ def cart_remove(request: CartRemove) -> dict[str, Any]:
     summary="Server-side prices, coupon, tax, shipping",
     tags=["cart"],
 )
-def calculate(request: PriceRequest) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().calculate(principal, orgid, request, source_ip())
+def calculate(request: PriceRequest) -> Quote:
+    return quotes().calculate(api.caller(), request, source_ip())
 
 
 @api.post(
     "/storefront/checkout-cart",
     SHOPPER,
-    summary="Check a cart out (idempotent; Idempotency-Key replays)",
+    summary="Check a cart out (idempotent; Idempotency-Key replays): 201 with the new order, "
+    "200 with the order of a cart checked out before",
     tags=["orders"],
 )
-def checkout(request: CheckoutRequest) -> Response[Any]:
-    principal, orgid = api.principal()
+def checkout(request: CheckoutRequest) -> Response[Record]:
     key = header(app.current_event, "idempotency-key")
-    status, order = storefront().checkout(
-        principal, orgid, request, key.strip()[:128] if key else None, source_ip()
-    )
-    return json_response(status, order)
+    result = checkouts().checkout(api.caller(), request, key.strip()[:128] if key else None, source_ip())
+    # The body stays the model (not JSON text) so the resolver checks and serializes it as ``Record``.
+    return Response(status_code=result.status, content_type=content_types.APPLICATION_JSON, body=result.order)
 
 
 @api.get("/storefront/order/get", SHOPPER, summary="An order by ?orderNumber=", tags=["orders"])
 def order_get(
     order_number: Annotated[str, Query(alias="orderNumber", max_length=MAX_ORDER_NUMBER)] = "",
-) -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().order_by_number(principal, orgid, order_number)
+) -> Record:
+    return orders_of().by_number(api.caller(), order_number)
 
 
 @api.get(
@@ -188,9 +229,8 @@ def order_get(
     summary="The caller's orders (staff: the org's), newest first",
     tags=["orders"],
 )
-def orders() -> dict[str, Any]:
-    principal, orgid = api.principal()
-    return storefront().orders(principal, orgid, PageRequest.from_query(query()))
+def orders() -> Page[Record]:
+    return orders_of().page(api.caller(), PageRequest.from_query(query()))
 
 
 lambda_handler = api.handler

@@ -13,13 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
-from aws_lambda_powertools.event_handler.openapi.models import (
-    APIKey,
-    APIKeyIn,
-    HTTPBearer,
-    Server,
-)
+from aws_lambda_powertools.event_handler.openapi.models import Server
 
+from appengine_core.edge.http import SECURITY_SCHEMES
 from appengine_local.template import REPO_ROOT, Template, load_template
 
 DOCUMENT_PATH = REPO_ROOT / "functions" / "platform" / "openapi.json"
@@ -36,10 +32,7 @@ def generate(template: Template | None = None) -> dict[str, Any]:
             "`x-client-authorization` or `x-api-key`."
         ),
         servers=[Server(url="/")],
-        security_schemes={
-            "bearerAuth": HTTPBearer(bearerFormat="JWT"),
-            "apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header}),
-        },
+        security_schemes=SECURITY_SCHEMES,
         on_conflict="error",
     )
     routed = {route.function for route in template.routes}

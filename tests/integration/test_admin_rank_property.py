@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from appengine_core.edge.authorizer import user_principal
 from appengine_core.identity.directory import DirectoryService, NewUser
 from appengine_core.identity.memberships import CONTENT_PERMISSIONS, Membership, memberships_of
-from appengine_core.identity.principal import Principal
+from appengine_core.identity.principal import Caller, Principal
 from appengine_core.identity.profiles import USER_ADMIN_ROLES, ProfileService, UserUpdate
 from appengine_core.infra import aws
 from appengine_core.infra.errors import DomainError
@@ -247,12 +247,14 @@ def test_no_user_management_call_escapes_the_admin_rank(
                         permissions=step.permissions,
                         orgs=step.orgs,
                     )
-                    sks.append(service.create_user(principal, step.orgid, new).sk)
+                    sks.append(service.create_user(Caller(principal=principal, orgid=step.orgid), new).sk)
                 else:
                     update = UserUpdate(
                         roles=step.roles, permissions=step.permissions, disabled=step.disabled, orgs=step.orgs
                     )
-                    service.update_user(principal, step.orgid, sks[step.target % len(sks)], update)
+                    service.update_user(
+                        Caller(principal=principal, orgid=step.orgid), sks[step.target % len(sks)], update
+                    )
             except DomainError:
                 pass
         # Then every membership it changed was in an org it administers, within its rank there

@@ -297,7 +297,7 @@ def set_membership(record: Record, orgid: str, membership: dict[str, Any] | None
 
 def key_of(record: Record, orgid: str, membership: dict[str, Any], *, root: bool = False) -> str:
     """A key ``record`` creates in ``orgid`` with its membership there (what the authorizer would pass)."""
-    from appengine_core.identity.principal import Principal
+    from appengine_core.identity.principal import Caller, Principal
     from appengine_core.keys.models import ApiKeyCreate
     from appengine_core.keys.service import ApiKeyService
 
@@ -309,7 +309,8 @@ def key_of(record: Record, orgid: str, membership: dict[str, Any], *, root: bool
         permissions=tuple(membership["permissions"]),
         platform_root=root,
     )
-    return str(ApiKeyService().create(actor, orgid, ApiKeyCreate(name="k", scopes=["read", "write"]))["key"])
+    caller = Caller(principal=actor, orgid=orgid)
+    return ApiKeyService().create(caller, ApiKeyCreate(name="k", scopes=["read", "write"])).key
 
 
 def test_a_key_acts_with_its_owner_s_membership_in_the_key_s_org_only(tenants: dict[str, Record]) -> None:
@@ -405,7 +406,7 @@ def test_a_snapshot_from_before_per_org_rights_is_refreshed_on_first_use(tenants
 def test_a_regenerate_landing_inside_a_revoke_still_ends_revoked(
     gateway: Any, tenants: dict[str, Record], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from appengine_core.identity.principal import Principal
+    from appengine_core.identity.principal import Caller, Principal
     from appengine_core.infra.errors import Conflict, Unauthorized
     from appengine_core.keys.authenticator import KeyAuthenticator
     from appengine_core.keys.service import ApiKeyService
@@ -413,12 +414,15 @@ def test_a_regenerate_landing_inside_a_revoke_still_ends_revoked(
     # Given a key, and a revoke whose read is followed at once by the owner's regenerate
     admin = tenants["acme_admin"]
     created = create_key(gateway, admin)
-    actor = Principal(
-        kind="user",
-        principal_id=admin.sk,
+    actor = Caller(
+        principal=Principal(
+            kind="user",
+            principal_id=admin.sk,
+            orgid="acme",
+            roles=("RootAdmin",),
+            permissions=tuple(EVERYTHING),
+        ),
         orgid="acme",
-        roles=("RootAdmin",),
-        permissions=tuple(EVERYTHING),
     )
     service = ApiKeyService()
     read_for_revoke = service._load
@@ -427,18 +431,18 @@ def test_a_regenerate_landing_inside_a_revoke_still_ends_revoked(
     def read_then_lose_the_race(*args: Any) -> Any:
         loaded = read_for_revoke(*args)
         if not regenerated:
-            regenerated.append(str(service.regenerate(actor, "acme", created["id"])["key"]))
+            regenerated.append(service.regenerate(actor, created["id"]).key)
         return loaded
 
     monkeypatch.setattr(service, "_load", read_then_lose_the_race)
 
     # When the revoke commits after the regenerate / Then no error, and the key ends revoked
-    service.revoke(actor, "acme", created["id"])
-    assert regenerated and service.get(actor, "acme", created["id"])["state"] == "revoked"
+    service.revoke(actor, created["id"])
+    assert regenerated and service.get(actor, created["id"]).state == "revoked"
     # And neither the old nor the new value authenticates
     for plaintext in (created["key"], regenerated[0]):
         with pytest.raises(Unauthorized):
             KeyAuthenticator().authenticate(plaintext, "acme")
     # And a regenerate of the revoked key is a conflict, not a new live value
     with pytest.raises(Conflict):
-        service.regenerate(actor, "acme", created["id"])
+        service.regenerate(actor, created["id"])

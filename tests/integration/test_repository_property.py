@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appengine_core.identity.principal import Principal
+from appengine_core.identity.principal import Caller, Principal
 from appengine_core.infra.errors import NotFound
-from appengine_core.records.service import CreateRecord, FindRequest, RepositoryService, UpdateRecord
+from appengine_core.records.models import CreateRecord, FindRequest, UpdateRecord
+from appengine_core.records.service import RepositoryService
 
 ORGS = ("acme", "acme2")  # a prefix of each other on purpose
 EVERYTHING = ("create", "read", "update", "delete")
@@ -25,10 +26,11 @@ operations = st.lists(
 collection_numbers = itertools.count()
 
 
-def admin_of(orgid: str) -> Principal:
-    return Principal(
+def admin_of(orgid: str) -> Caller:
+    principal = Principal(
         kind="user", principal_id=f"{orgid}:user:admin", orgid=orgid, roles=("User",), permissions=EVERYTHING
     )
+    return Caller(principal=principal, orgid=orgid)
 
 
 @pytest.fixture
@@ -51,30 +53,30 @@ def test_two_orgs_never_see_each_other(
         actor, other = admin_of(orgid), ORGS[1 - ORGS.index(orgid)]
         own, theirs = list(model[orgid]), list(model[other])
         if action == "create":
-            record = repository.create(actor, orgid, CreateRecord(datatype=datatype, data={"v": pick}))
+            record = repository.create(actor, CreateRecord(datatype=datatype, data={"v": pick}))
             model[orgid][record.sk] = record.data
         elif action == "update" and own:
             sk = own[pick % len(own)]
             model[orgid][sk] = repository.update(
-                actor, orgid, datatype, sk, UpdateRecord(data={"v": pick}), deep=False
+                actor, datatype, sk, UpdateRecord(data={"v": pick}), deep=False
             ).data
         elif action == "delete" and own:
             sk = own[pick % len(own)]
-            repository.delete(actor, orgid, datatype, [sk])
+            repository.delete(actor, datatype, [sk])
             del model[orgid][sk]
         if theirs:
             # Reaching for the other org's record by its sk or pk, with this org's identity, finds nothing.
             target = theirs[pick % len(theirs)]
             for path_id in (target, f"{datatype}-{target.rsplit(':', 1)[1]}"):
                 with pytest.raises(NotFound):
-                    repository.get(actor, orgid, datatype, path_id)
+                    repository.get(actor, datatype, path_id)
                 with pytest.raises(NotFound):
-                    repository.update(
-                        actor, orgid, datatype, path_id, UpdateRecord(data={"x": 1}), deep=False
-                    )
+                    repository.update(actor, datatype, path_id, UpdateRecord(data={"x": 1}), deep=False)
                 with pytest.raises(NotFound):
-                    repository.delete(actor, orgid, datatype, [path_id])
+                    repository.delete(actor, datatype, [path_id])
         for each in ORGS:
-            page = repository.find(admin_of(each), each, datatype, FindRequest(options={"pageSize": 100}))
-            assert {r["sk"]: r["data"] for r in page["data"]} == model[each]
-            assert page["total"] == len(model[each])
+            page = repository.find(
+                admin_of(each), datatype, FindRequest.model_validate({"options": {"pageSize": 100}})
+            )
+            assert {r.sk: r.data for r in page.data} == model[each]
+            assert page.total == len(model[each])

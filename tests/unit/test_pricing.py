@@ -68,7 +68,7 @@ def test_a_full_quote_applies_discount_then_tax_then_shipping_then_gift_card() -
     assert result.shipping_minor == 499
     assert result.gift_card_minor == 1000
     assert result.total_minor == 4450 - 445 + 330 + 499 - 1000
-    assert result.as_body()["total"] == 38.34
+    assert result.as_quote().total == 38.34
 
 
 def test_discounts_never_go_below_zero_and_free_shipping_applies() -> None:

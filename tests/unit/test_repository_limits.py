@@ -11,8 +11,9 @@ import pytest
 from appengine_core.infra.errors import ValidationFailed
 from appengine_core.infra.limits import MAX_EXPRESSION_BYTES
 from appengine_core.infra.paging import decode_cursor, encode_cursor
+from appengine_core.records.finder import query_identity
 from appengine_core.records.query_language import build_filter, check_expression, expression_bytes
-from appengine_core.records.service import check_data, check_path_id, query_identity
+from appengine_core.records.service import check_data, check_path_id
 
 
 def problem_field(error: pytest.ExceptionInfo[ValidationFailed]) -> str:

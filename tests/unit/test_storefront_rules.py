@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Attr, ConditionExpressionBuilder
 
-from appengine_core.commerce.storefront import _all_of, is_active
+from appengine_core.commerce.data import all_of
+from appengine_core.commerce.rules import is_active
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 
@@ -35,14 +36,14 @@ NOW = datetime(2030, 6, 1, tzinfo=UTC)
     ],
 )
 def test_a_code_applies_only_while_active(item: dict[str, Any], applies: bool) -> None:
-    assert is_active(item, NOW) is applies
+    assert is_active(item.get("state"), item["data"], NOW) is applies
 
 
 def test_many_filter_terms_build_a_shallow_expression() -> None:
     # Given far more terms than a left-deep chain could render without deep recursion
     conditions = [Attr("data.categories").contains(f"c{i}") for i in range(2000)]
     # When they are combined and rendered
-    expression = ConditionExpressionBuilder().build_expression(_all_of(conditions))
+    expression = ConditionExpressionBuilder().build_expression(all_of(conditions))
     # Then every term is in the expression
     assert expression.condition_expression.count("contains(") == 2000
-    assert _all_of([]) is None
+    assert all_of([]) is None

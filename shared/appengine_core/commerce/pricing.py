@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from appengine_core.commerce.models import MinorUnits, Quote, QuoteLine
+
 MINOR_UNITS = 100
 # Far above any real price or order, and small enough that converting it never builds a giant integer
 # (``"1e999999999"`` is a valid Decimal) or leaves the Decimal context's precision.
@@ -84,7 +86,9 @@ class Line(BaseModel):
         return self.unit_minor * self.quantity
 
 
-class Quote(BaseModel):
+class PriceBreakdown(BaseModel):
+    """A priced cart in minor units, as ``quote`` computes it."""
+
     lines: list[Line]
     currency: str
     subtotal_minor: int
@@ -95,40 +99,41 @@ class Quote(BaseModel):
     total_minor: int
     coupon_code: str | None = None
 
-    def as_body(self) -> dict[str, Any]:
-        return {
-            "items": [
-                {
-                    "sku": line.sku,
-                    "name": line.name,
-                    "quantity": line.quantity,
-                    "unitPrice": to_major(line.unit_minor),
-                    "lineTotal": to_major(line.total_minor),
-                }
+    def as_quote(self) -> Quote:
+        """The breakdown as the contract shows it: decimal major units, and the minor units beside."""
+        return Quote(
+            items=[
+                QuoteLine(
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unitPrice=to_major(line.unit_minor),
+                    lineTotal=to_major(line.total_minor),
+                )
                 for line in self.lines
             ],
-            "currency": self.currency,
-            "subtotal": to_major(self.subtotal_minor),
-            "discount": to_major(self.discount_minor),
-            "tax": to_major(self.tax_minor),
-            "shipping": to_major(self.shipping_minor),
-            "giftCard": to_major(self.gift_card_minor),
-            "total": to_major(self.total_minor),
-            "couponCode": self.coupon_code,
-            "minorUnits": {
-                "subtotal": self.subtotal_minor,
-                "discount": self.discount_minor,
-                "tax": self.tax_minor,
-                "shipping": self.shipping_minor,
-                "giftCard": self.gift_card_minor,
-                "total": self.total_minor,
-            },
-        }
+            currency=self.currency,
+            subtotal=to_major(self.subtotal_minor),
+            discount=to_major(self.discount_minor),
+            tax=to_major(self.tax_minor),
+            shipping=to_major(self.shipping_minor),
+            giftCard=to_major(self.gift_card_minor),
+            total=to_major(self.total_minor),
+            couponCode=self.coupon_code,
+            minorUnits=MinorUnits(
+                subtotal=self.subtotal_minor,
+                discount=self.discount_minor,
+                tax=self.tax_minor,
+                shipping=self.shipping_minor,
+                giftCard=self.gift_card_minor,
+                total=self.total_minor,
+            ),
+        )
 
 
 def quote(
     lines: list[Line], settings: PriceSettings, coupon: Coupon | None = None, gift_card_balance_minor: int = 0
-) -> Quote:
+) -> PriceBreakdown:
     subtotal = sum(line.total_minor for line in lines)
     discount = 0
     if coupon is not None and coupon.active:
@@ -141,7 +146,7 @@ def quote(
         shipping = 0
     due = taxable + tax + shipping
     gift_card = min(max(gift_card_balance_minor, 0), due)
-    return Quote(
+    return PriceBreakdown(
         lines=lines,
         currency=settings.currency,
         subtotal_minor=subtotal,

@@ -6,11 +6,12 @@ response gets its ``x-request-id``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, get_origin
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -20,14 +21,25 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import (
+    APIKey,
+    APIKeyIn,
+    HTTPBearer,
+    OpenAPI,
+    Parameter,
+    SecurityScheme,
+)
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
-from appengine_core.edge.guard import require_orgid, require_principal, require_scope
+from appengine_core.edge.guard import ORGID_HEADER, require_orgid, require_principal, require_scope
 from appengine_core.edge.metering import UsageMeter
 from appengine_core.identity.principal import Caller, Principal, require_permission, require_role
 from appengine_core.infra.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
+from appengine_core.infra.tenancy import ORGID_PATTERN
 
 REQUEST_ID_HEADER = "x-request-id"
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -48,6 +60,30 @@ def error_body(
     if details is not None:
         body["details"] = list(details)
     return body
+
+
+class ErrorDetail(BaseModel):
+    """One reason a request is invalid."""
+
+    field: str = Field(description="the field, dotted (`data.price`), or `body`")
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """The contract's error body (§1); ``code`` and ``reason`` repeat ``error``."""
+
+    statusCode: int  # noqa: N815 (the contract's field names)
+    error: str = Field(description="the machine word: unauthorized, forbidden, not_found, ...")
+    code: str
+    reason: str
+    message: str = Field(description="human readable")
+    requestId: str  # noqa: N815
+
+
+class ValidationErrorBody(ErrorBody):
+    """The error body of a 422: what is invalid, field by field."""
+
+    details: list[ErrorDetail]
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -89,9 +125,77 @@ def _request_id(app: APIGatewayRestResolver) -> str:
         return ""
 
 
-def create_resolver(logger: Logger) -> APIGatewayRestResolver:
+# The credentials of contract §1, as the OpenAPI document names them.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "bearerAuth": HTTPBearer(
+        bearerFormat="JWT",
+        description="A User's or Customer's access token, or an app token (`Bearer ` optional)",
+    ),
+    "apiKey": APIKey(
+        name="x-api-key",
+        description="An API key: acts as the User it belongs to, within the key's scopes",
+        **{"in": APIKeyIn.header},
+    ),
+    "clientAuthorization": APIKey(
+        name="x-client-authorization",
+        description="A person's access token as AppEngine's clients send it (`Authorization` may then "
+        "hold the calling application's token)",
+        **{"in": APIKeyIn.header},
+    ),
+}
+ORGID_PARAMETER: dict[str, Any] = {
+    "name": ORGID_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "The tenant the call acts on",
+    "schema": {"type": "string", "pattern": ORGID_PATTERN.pattern},
+}
+# Powertools' own 422 body, which this API never answers with (ours is ValidationErrorBody).
+_POWERTOOLS_ERROR_SCHEMA = "#/components/schemas/HTTPValidationError"
+
+
+class DocumentedResolver(APIGatewayRestResolver):
+    """A REST-API resolver whose OpenAPI document also states the ``orgid`` header of the operations
+    that need it: the edge reads the header itself, so no handler declares it as a parameter."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        self.configure_openapi(security_schemes=SECURITY_SCHEMES)
+        self.orgid_operations: set[tuple[str, str]] = set()  # (method, OpenAPI path)
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        document = super().get_openapi_schema(*args, **kwargs)
+        orgid = Parameter.model_validate(ORGID_PARAMETER)
+        for path, item in (document.paths or {}).items():
+            for method in ("get", "put", "post", "delete", "patch"):
+                operation = getattr(item, method, None)
+                if operation is None:
+                    continue
+                if (method.upper(), path) in self.orgid_operations:
+                    operation.parameters = [orgid, *(operation.parameters or [])]
+                responses = operation.responses or {}
+                if _POWERTOOLS_ERROR_SCHEMA in json.dumps(responses.get(422, {}), default=str):
+                    del responses[422]  # Powertools' default on a route that validates nothing
+        if document.components and document.components.schemas:
+            _drop_unused_schemas(document)
+        return document
+
+
+def _drop_unused_schemas(document: OpenAPI) -> None:
+    """Powertools always adds its own validation error schemas; keep only the schemas referenced."""
+    schemas = document.components.schemas if document.components else None
+    while schemas:
+        text = document.model_dump_json(by_alias=True, exclude_none=True)
+        unused = [name for name in schemas if f'"#/components/schemas/{name}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]
+
+
+def create_resolver(logger: Logger) -> DocumentedResolver:
     """A REST-API resolver with request validation and the contract's error mapping installed."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = DocumentedResolver()
 
     def internal_error() -> Response[Any]:
         # The stack trace goes to the log under the request id, never to the caller.
@@ -172,6 +276,100 @@ STAFF = Access(kinds=("user",))
 CUSTOMER = Access(kinds=("customer",))
 
 
+# What the services behind today's public routes answer beyond what the edge decides (contract §3,
+# §7: wrong credentials, sign-up refused or taken, gift-card guessing); a route may also name its
+# own with ``errors=``.
+PUBLIC_ROUTE_ERRORS: tuple[tuple[re.Pattern[str], tuple[int, ...]], ...] = (
+    (re.compile(r"/signin$"), (401, 403, 429)),
+    (re.compile(r"/signup$"), (403, 404, 409, 429)),
+    (re.compile(r"/refresh$"), (401, 429)),
+    (re.compile(r"^/storefront/gift-card/"), (404, 429)),
+)
+_ERROR_DESCRIPTIONS = {
+    400: "`orgid_required`: the orgid header is missing or not an orgid; `invalid_json`: not JSON",
+    401: "`unauthorized` (credentials missing or invalid) or `invalid_credentials`",
+    403: "`forbidden`: the credential may not do this in this org (kind, role, permission, key scope)",
+    404: "`not_found`: nothing of that id in this org",
+    409: "`conflict`: a duplicate, a stale `version`, not enough stock",
+    422: "`validation_error`: the body or parameters are invalid (`details` names each problem)",
+    429: "`rate_limited`: too many requests; `Retry-After` says when to try again",
+    500: "`internal_error`: unexpected; the `requestId` finds it in the logs",
+}
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+}
+_WITH_BODY = ("POST", "PUT", "PATCH")
+
+
+def documented_errors(path: str, access: Access, *, takes_input: bool, takes_body: bool) -> set[int]:
+    """The error statuses a route can answer, from its ``Access`` and its inputs (contract §1)."""
+    statuses = {500}
+    if access.public and not access.orgid_required and not takes_input:
+        return statuses  # health, JWKS: nothing to refuse
+    statuses.add(422)
+    if takes_body or access.orgid_required or not access.public:
+        statuses.add(400)
+    if takes_input:
+        statuses.add(404)  # a path, query or body that names something
+    if not access.public:
+        statuses |= {401, 403, 429}  # credentials, rights, the key's rate limit
+        if not access.reads:
+            statuses.add(409)
+    else:
+        for pattern, extra in PUBLIC_ROUTE_ERRORS:
+            if pattern.search(path):
+                statuses.update(extra)
+    return statuses
+
+
+def error_responses(statuses: Collection[int]) -> dict[int, OpenAPIResponse]:
+    responses: dict[int, OpenAPIResponse] = {}
+    for status in sorted(statuses):
+        model = ValidationErrorBody if status == 422 else ErrorBody
+        response: OpenAPIResponse = {
+            "description": _ERROR_DESCRIPTIONS.get(status, "an error"),
+            "content": {content_types.APPLICATION_JSON: {"model": model}},
+        }
+        if status == 429:
+            response["headers"] = _RETRY_AFTER
+        responses[status] = response
+    return responses
+
+
+def security_of(access: Access) -> list[dict[str, list[str]]] | None:
+    """The credentials a route takes, as OpenAPI security requirements (any one of them)."""
+    if access.public:
+        return None
+    requirements: list[dict[str, list[str]]] = []
+    if "jwt" in access.credentials:
+        requirements += [{"bearerAuth": []}, {"clientAuthorization": []}]
+    if "apikey" in access.credentials:
+        requirements.append({"apiKey": []})
+    return requirements
+
+
+def _inputs(method: str, path: str, func: Callable[..., Any]) -> tuple[bool, bool]:
+    """(takes any input, takes a body) from the handler's signature, without resolving annotations
+    (cheap at import: no model is built here)."""
+    path_names = set(re.findall(r"<(\w+)>", path))
+    others = [p for name, p in inspect.signature(func).parameters.items() if name not in path_names]
+    body = method in _WITH_BODY and any(not _is_query_or_header(p.annotation) for p in others)
+    return bool(path_names or others), body
+
+
+def _is_query_or_header(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return "Query(" in text or "Header(" in text
+
+
+def _returns_response(func: Callable[..., Any]) -> bool:
+    """A handler that returns a ``Response`` picks its status at run time (``created``: 201)."""
+    annotation = inspect.signature(func).return_annotation
+    if isinstance(annotation, str):
+        return annotation.split("[", 1)[0].strip() == "Response"
+    return (get_origin(annotation) or annotation) is Response
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """The org of a call and, on protected routes, its verified principal."""
@@ -190,19 +388,45 @@ class HttpFunction:
     def __init__(self, service: str) -> None:
         self.logger = Logger(service=service)
         self.metrics = Metrics(namespace="AppEngine", service=service)
-        self.app = create_resolver(self.logger)
+        self.app: DocumentedResolver = create_resolver(self.logger)
         self._access: dict[tuple[str, str], Access] = {}
         self._usage_meter: UsageMeter | None = None
 
     def route(
-        self, method: str, path: str, access: Access, **kwargs: Any
+        self, method: str, path: str, access: Access, *, errors: Collection[int] = (), **kwargs: Any
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Registers a route with its ``Access``; the OpenAPI document gets, from the same ``Access`` and
+        the handler's signature, every error status the route can answer (``errors`` adds statuses its
+        service decides), the credentials it takes and its ``orgid`` header. ``responses`` and
+        ``security`` given here win over the derived ones."""
+        method = method.upper()
         # Powertools writes path parameters as <name>; API Gateway's resource (and the template) as {name}.
         resource = re.sub(r"<(\w+)>", r"{\1}", path)
         if access.reads is None:
-            access = replace(access, reads=method.upper() == "GET")
-        self._access[(method.upper(), resource)] = access
-        return self.app.route(path, method.upper(), **kwargs)
+            access = replace(access, reads=method == "GET")
+        self._access[(method, resource)] = access
+        if access.orgid_required or not access.public:
+            self.app.orgid_operations.add((method, resource))
+
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            takes_input, takes_body = _inputs(method, path, func)
+            status = kwargs.get("status_code")
+            created_or_not = (200, 201) if method in _WITH_BODY and _returns_response(func) else (200,)
+            statuses = documented_errors(resource, access, takes_input=takes_input, takes_body=takes_body)
+            responses: dict[int, OpenAPIResponse] = {
+                code: {"description": "Created" if code == 201 else kwargs.get("response_description", "OK")}
+                for code in ((status,) if status else created_or_not)
+            }  # no content: Powertools documents the handler's return type
+            responses |= error_responses(statuses | set(errors))
+            responses |= kwargs.get("responses") or {}
+            options = kwargs | {
+                "responses": responses,
+                "security": kwargs.get("security") or security_of(access),
+            }
+            decorated: Callable[..., Any] = self.app.route(path, method, **options)(func)
+            return decorated
+
+        return register
 
     def get(
         self, path: str, access: Access, **kwargs: Any

@@ -1,42 +1,41 @@
 """Orgs, staff Users and Customers: creation and lookup (the principals behind every credential).
 
-Layout (all keys tenant-scoped, see ``tenancy``):
-- org:                 ``<org>:#org:<org>``
-- User record:         ``<home org>:user:<id>`` (BaseModel; ``data.orgs`` lists its orgs and
-                       ``data.memberships`` its roles, permissions and ``disabled`` per org, see
-                       ``memberships``)
-- User email index:    ``<org>:#user-email:<email>`` for every org in ``data.orgs`` -> the User's sk
-- User membership:     ``<org>:#member:<user id>`` for every org in ``data.orgs`` (the org's user list;
-                       resolves a user id within an org), counted in ``<org>:#count:user``
-- Customer record:     ``<org>:customer:<id>``; email index ``<org>:#customer-email:<email>``
-Email uniqueness per (org, principal kind) is enforced by the index items' conditional puts, in the same
-transaction as the record.
+Where they live and the writes that make them are in ``identity.data``; email uniqueness per (org,
+principal kind) is enforced there by the index items' conditional puts, in the same transaction as the
+record.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+# Re-exported (``X as X``): other wings and the operator tools name these from here.
+from appengine_core.identity.data import MEMBER_COLLECTION as MEMBER_COLLECTION
+from appengine_core.identity.data import ORG_COLLECTION as ORG_COLLECTION
+from appengine_core.identity.data import IdentityData, StoredPrincipal, new_customer_writes, new_user_writes
+from appengine_core.identity.data import Org as Org
+from appengine_core.identity.data import PrincipalKind as PrincipalKind
+from appengine_core.identity.data import email_index_key as email_index_key
+from appengine_core.identity.data import member_key as member_key
+from appengine_core.identity.data import membership_removals as membership_removals
+from appengine_core.identity.data import membership_writes as membership_writes
+from appengine_core.identity.data import org_key as org_key
 from appengine_core.identity.memberships import Membership
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
-from appengine_core.infra.counters import counter_key
 from appengine_core.infra.envelope import Record, new_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, NotFound, ValidationFailed
 from appengine_core.infra.limits import check_storable
-from appengine_core.infra.store import Check, ConditionFailed, Delete, Put, TenantStore, Update
-from appengine_core.infra.tenancy import TenantKey, validate_orgid
+from appengine_core.infra.store import Check, ConditionFailed, Operation, TenantStore
+from appengine_core.infra.tenancy import validate_orgid
 
-PrincipalKind = Literal["user", "customer"]
 ROLES = ("RootSystem", "RootAdmin", "RootPowerUser", "ConfigAdmin", "ContentAdmin", "User")
 CONTENT_PERMISSIONS = ("create", "read", "update", "delete", "review", "approve")
 ROLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s:]{1,64}@[^@\s:]{1,255}\.[^@\s:]{1,63}$")
-ORG_COLLECTION = "#org"
-MEMBER_COLLECTION = "#member"
 SECRET_ATTRIBUTES = ("passwordHash",)
 # Fields that only the service writes: a body naming one of them is refused (422), never stored in
 # ``data`` where it could pass for authority (contract §4).
@@ -89,47 +88,6 @@ def normalize_email(email: str) -> str:
     if not EMAIL.fullmatch(normalized):
         raise ValueError("not an email address")
     return normalized
-
-
-def email_index_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
-    return TenantKey(orgid, f"#{kind}-email", email)
-
-
-def member_key(orgid: str, user_id: str) -> TenantKey:
-    return TenantKey(orgid, MEMBER_COLLECTION, user_id)
-
-
-def membership_writes(orgid: str, user_sk: str, email: str) -> list[Any]:
-    """The items that make a user a member of ``orgid`` (all conditional: no duplicate email or member)."""
-    user_id = TenantKey.parse(user_sk).item_id
-    return [
-        Check(org_key(orgid), "attribute_exists(PK)"),
-        Put(email_index_key(orgid, "user", email), {"principal": user_sk}),
-        Put(member_key(orgid, user_id), {"principal": user_sk, "email": email}),
-        Update(counter_key(orgid, "user"), "ADD #total :one", values={":one": 1}, names={"#total": "total"}),
-    ]
-
-
-def membership_removals(orgid: str, user_sk: str, email: str) -> list[Any]:
-    user_id = TenantKey.parse(user_sk).item_id
-    return [
-        Delete(email_index_key(orgid, "user", email), "attribute_exists(PK)"),
-        Delete(member_key(orgid, user_id), "attribute_exists(PK)"),
-        Update(
-            counter_key(orgid, "user"), "ADD #total :minus", values={":minus": -1}, names={"#total": "total"}
-        ),
-    ]
-
-
-def org_key(orgid: str) -> TenantKey:
-    return TenantKey(orgid, ORG_COLLECTION, orgid)
-
-
-class Org(BaseModel):
-    orgid: str
-    name: str
-    createdAt: str  # noqa: N815
-    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 def _storable(value: Any, field: str, max_bytes: int) -> Any:
@@ -243,8 +201,11 @@ class NewCustomer(CustomerProfile):
 
 
 class DirectoryService:
-    def __init__(self, store: TenantStore | None = None) -> None:
-        self._store = store or TenantStore()
+    """Orgs and principals. Not on behalf of a caller: the sign-in service, the user-management rules
+    of ``profiles`` and the operator tools decide who may create what, then call this."""
+
+    def __init__(self, store: TenantStore | None = None, data: IdentityData | None = None) -> None:
+        self._data = data or IdentityData(store)
 
     # -- orgs ----------------------------------------------------------------------------------
     def create_org(self, orgid: str, name: str, settings: dict[str, Any] | None = None) -> Org:
@@ -252,14 +213,13 @@ class DirectoryService:
             orgid=validate_orgid(orgid), name=name or orgid, createdAt=utc_now_iso(), settings=settings or {}
         )
         try:
-            self._store.put(Put(org_key(orgid), org.model_dump()))
+            self._data.put_org(org)
         except ConditionFailed as exc:
             raise Conflict(f"org {orgid} already exists") from exc
         return org
 
     def get_org(self, orgid: str) -> Org | None:
-        item = self._store.get(org_key(orgid))
-        return Org.model_validate(item) if item else None
+        return self._data.org(orgid)
 
     # -- principals ----------------------------------------------------------------------------
     def create_user(
@@ -279,66 +239,58 @@ class DirectoryService:
         by_org = {org: (memberships or {}).get(org, default) for org in orgs}
         data = new.profile_data() | {"orgs": orgs, "memberships": {o: m.to_item() for o, m in by_org.items()}}
         record = Record.new(orgid=home_orgid, datatype="user", data=data, name=new.email, author=author)
-        operations: list[Any] = [
-            Put(
-                record.key,
-                record.to_item() | {"passwordHash": hash_password(new.password.get_secret_value())},
-            ),
-        ]
-        for orgid in orgs:
-            operations.extend(membership_writes(orgid, record.sk, new.email))
-        self._commit_principal(operations)
+        password_hash = hash_password(new.password.get_secret_value())
+        self._commit_principal(new_user_writes(record, password_hash, orgs, new.email))
         return record
 
     def create_customer(self, orgid: str, new: NewCustomer) -> Record:
         data = new.profile_data() | {"disabled": False}
         record = Record.new(orgid=orgid, datatype="customer", data=data, name=new.email, record_id=new_id())
         record = record.model_copy(update={"author": record.sk, "owner": record.sk})
-        self._commit_principal(
-            [
-                Put(
-                    record.key,
-                    record.to_item() | {"passwordHash": hash_password(new.password.get_secret_value())},
-                ),
-                Check(org_key(orgid), "attribute_exists(PK)"),
-                Put(email_index_key(orgid, "customer", new.email), {"principal": record.sk}),
-                Update(
-                    counter_key(orgid, "customer"),
-                    "ADD #total :one",
-                    values={":one": 1},
-                    names={"#total": "total"},
-                ),
-            ],
-        )
+        password_hash = hash_password(new.password.get_secret_value())
+        self._commit_principal(new_customer_writes(record, password_hash, new.email))
         return record
 
-    def _commit_principal(self, operations: list[Any]) -> None:
+    def _commit_principal(self, operations: list[Operation]) -> None:
         try:
-            self._store.transact(operations)
+            self._data.commit(operations)
         except ConditionFailed as exc:
             failed = operations[exc.index] if exc.index is not None else None
             if isinstance(failed, Check):
                 raise NotFound(f"org {failed.key.orgid} does not exist") from exc
             raise Conflict("a principal with this email already exists in this org") from exc
 
+    def principal_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> StoredPrincipal | None:
+        """The stored principal (its password hash included, for the sign-in service only), or None."""
+        sk = self._sk_by_email(orgid, kind, email)
+        return self._data.principal(sk) if sk else None
+
+    def principal(self, principal_sk: str, *, consistent: bool = False) -> Record | None:
+        """A principal's public envelope, or None."""
+        stored = self._data.principal(principal_sk, consistent=consistent)
+        return stored.record if stored else None
+
     def find_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> dict[str, Any] | None:
-        """The stored principal item (secrets included, for the sign-in service only), or None."""
+        """The stored item as it is, secrets included (operator tooling and tests; services use
+        ``principal_by_email``)."""
+        sk = self._sk_by_email(orgid, kind, email)
+        return self._data.principal_item(sk) if sk else None
+
+    def get_principal(self, principal_sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        """The stored item as it is, secrets included (operator tooling and tests; services use
+        ``principal``)."""
+        return self._data.principal_item(principal_sk, consistent=consistent)
+
+    def _sk_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> str | None:
         try:
             normalized = normalize_email(email)
         except ValueError:
             return None
-        index = self._store.get(email_index_key(orgid, kind, normalized))
-        if not index:
-            return None
-        return self._store.get(TenantKey.parse(index["principal"]))
-
-    def get_principal(self, principal_sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
-        return self._store.get(TenantKey.parse(principal_sk), consistent=consistent)
+        return self._data.principal_sk_by_email(orgid, kind, normalized)
 
     def member_sk(self, orgid: str, user_id: str) -> str | None:
         """The sk of the user ``user_id`` if it is a member of ``orgid``."""
-        item = self._store.get(member_key(orgid, user_id))
-        return str(item["principal"]) if item else None
+        return self._data.member_sk(orgid, user_id)
 
 
 def public_record(item: dict[str, Any]) -> Record:

@@ -5,6 +5,10 @@ actor must be an admin there (its own membership, or its platform membership for
 grant only roles ranked at or below its own highest role there and only permissions it holds there, may
 change only users ranked at or below it there, and never changes its own roles, permissions or
 ``disabled``. A change made in one org never changes a membership in another.
+
+Customer administration (the org's customers listed, one disabled or enabled again) and the unlock of
+an email locked by the brute-force guard (``lockout``) are here too: the org's admins, with a person's
+token.
 """
 
 from __future__ import annotations
@@ -12,30 +16,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from appengine_core.identity.data import IdentityData, PrincipalKind, membership_removals, membership_writes
 from appengine_core.identity.directory import (
     ROLE_NAME,
     CustomerProfile,
     DirectoryService,
     NewUser,
-    membership_removals,
-    membership_writes,
+    normalize_email,
     normalize_permissions,
-    public_record,
 )
+from appengine_core.identity.lockout import BruteForceGuard
 from appengine_core.identity.memberships import Membership, memberships_of, role_rank, user_data_for_org
-from appengine_core.identity.principal import Principal, require_permission, require_role
+from appengine_core.identity.principal import Caller, Principal, require_permission, require_role
 from appengine_core.identity.signin import shown_to_self
-from appengine_core.infra.counters import counter_key
-from appengine_core.infra.envelope import Record, utc_now_iso
+from appengine_core.infra.envelope import Record, record_key_from_path_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, Forbidden, NotFound, invalid_field
 from appengine_core.infra.events import EventPublisher, publish_best_effort
 from appengine_core.infra.limits import check_storable
-from appengine_core.infra.paging import PageRequest, fetch_page, list_envelope
+from appengine_core.infra.paging import Page, PageRequest
 from appengine_core.infra.settings import get_settings
-from appengine_core.infra.store import ConditionFailed, Operation, TenantStore, Update
-from appengine_core.infra.tenancy import TenantKey, validate_orgid
+from appengine_core.infra.store import ConditionFailed, Operation, TenantStore
+from appengine_core.infra.tenancy import validate_orgid
 
 USER_ADMIN_ROLES = ("RootAdmin", "ConfigAdmin")
 USER_LIST_ROLES = ("RootSystem", "RootAdmin", "RootPowerUser")
@@ -72,6 +75,30 @@ class UserUpdate(BaseModel):
         return None if value is None else normalize_permissions(value)
 
 
+class UnlockRequest(BaseModel):
+    """Whose lock to clear: any email, existing or not (unknown emails are locked alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320)
+
+
+class CustomerUpdate(BaseModel):
+    """What an org's admin changes on a customer (contract §4): whether it is disabled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: StrictBool
+
+
+class WhoAmI(BaseModel):
+    """The caller as a call on ``orgid`` shows it to itself (contract §4)."""
+
+    kind: PrincipalKind
+    orgid: str
+    principal: Record
+
+
 def _resolve_user_id(path_id: str) -> str | None:
     """A user's id from its ``pk`` (``user-<id>``) or ``sk`` (``<home>:user:<id>``)."""
     if path_id.startswith("user-"):
@@ -88,35 +115,38 @@ class ProfileService:
         directory: DirectoryService | None = None,
         store: TenantStore | None = None,
         events: EventPublisher | None = None,
+        lockout: BruteForceGuard | None = None,
     ) -> None:
-        self._store = store or TenantStore()
-        self._directory = directory or DirectoryService(self._store)
+        self._data = IdentityData(store)
+        self._directory = directory or DirectoryService(data=self._data)
         self._events = events or EventPublisher()
+        self._lockout = lockout or BruteForceGuard(self._data, self._events)
 
     # -- self ----------------------------------------------------------------------------------
-    def _own_record(self, principal: Principal) -> Record:
-        item = self._directory.get_principal(principal.principal_id, consistent=True)
-        if item is None:
+    def _own_record(self, caller: Caller) -> Record:
+        record = self._directory.principal(caller.principal.principal_id, consistent=True)
+        if record is None:
             raise NotFound("principal not found")
-        return public_record(item)
+        return record
 
-    def whoami(self, principal: Principal, orgid: str) -> dict[str, Any]:
-        record = shown_to_self(self._own_record(principal), orgid)
-        return {"kind": principal.kind, "orgid": orgid, "principal": record.model_dump()}
+    def whoami(self, caller: Caller) -> WhoAmI:
+        record = shown_to_self(self._own_record(caller), caller.orgid)
+        return WhoAmI(kind=caller.principal.kind, orgid=caller.orgid, principal=record)
 
-    def customer_profile(self, principal: Principal) -> Record:
-        return self._own_record(principal)
+    def customer_profile(self, caller: Caller) -> Record:
+        return self._own_record(caller)
 
-    def update_customer_profile(self, principal: Principal, changes: CustomerProfile) -> Record:
+    def update_customer_profile(self, caller: Caller, changes: CustomerProfile) -> Record:
         fields = changes.model_dump(exclude_unset=True)
         if not fields:
             raise invalid_field("body", "nothing to update")
-        record = self._own_record(principal)
+        record = self._own_record(caller)
         data = check_storable(record.data | fields, "body")
         return self._write_user_like(record, data, [])
 
     # -- staff user management -----------------------------------------------------------------
-    def create_user(self, actor: Principal, orgid: str, new: NewUser) -> Record:
+    def create_user(self, caller: Caller, new: NewUser) -> Record:
+        actor, orgid = caller.principal, caller.orgid
         require_role(actor, *USER_ADMIN_ROLES)
         orgs = new.orgs or [orgid]
         if orgid not in orgs:
@@ -141,45 +171,27 @@ class ProfileService:
         )
         return shown_in_org(record, orgid)
 
-    def list_org_users(
-        self, actor: Principal, orgid: str, path_orgid: str, page: PageRequest
-    ) -> dict[str, Any]:
+    def list_org_users(self, caller: Caller, path_orgid: str, page: PageRequest) -> Page[Record]:
+        actor, orgid = caller.principal, caller.orgid
         if path_orgid != orgid:
             raise Forbidden("the path org must be the orgid of the call")
         require_role(actor, *USER_LIST_ROLES)
         require_permission(actor, "read")
-        result = fetch_page(
-            page,
-            orgid,
-            "#member",
-            lambda limit, after: self._store.query(orgid, "#member", limit=limit, after_sort_key=after),
-        )
-        keys = [TenantKey.parse(str(item["principal"])) for item in result.items]
-        found = self._store.batch_get(keys)
+        result, records = self._data.member_page(orgid, page)
         # Each user as this org sees it: its membership here, never its other orgs (contract §1).
-        users = [
-            shown_in_org(public_record(found[k.sort]), orgid).model_dump() for k in keys if k.sort in found
-        ]
-        total = int((self._store.get(counter_key(orgid, "user")) or {}).get("total", 0))
-        return list_envelope(
-            users,
-            page=result.page,
-            page_size=result.page_size,
-            has_next=result.has_next,
-            next_cursor=result.next_cursor,
-            total=total,
-        )
+        users = [shown_in_org(record, orgid) for record in records]
+        return Page[Record].of(users, result, total=self._data.count(orgid, "user"))
 
-    def update_user(self, actor: Principal, orgid: str, path_id: str, update: UserUpdate) -> Record:
+    def update_user(self, caller: Caller, path_id: str, update: UserUpdate) -> Record:
+        actor, orgid = caller.principal, caller.orgid
         require_role(actor, *USER_ADMIN_ROLES)
         user_id = _resolve_user_id(path_id)
         user_sk = self._directory.member_sk(orgid, user_id) if user_id else None
         if user_sk is None or (":" in path_id and path_id != user_sk):
             raise NotFound("no such user in this org")
-        item = self._directory.get_principal(user_sk, consistent=True)
-        if item is None:
+        record = self._directory.principal(user_sk, consistent=True)
+        if record is None:
             raise NotFound("no such user in this org")
-        record = public_record(item)
         if update.version is not None and update.version != record.version:
             raise Conflict("the user was changed since you read it (stale version)")
         is_self = record.sk == actor.principal_id
@@ -267,15 +279,70 @@ class ProfileService:
             operations.extend(membership_removals(org, record.sk, email))
         return wanted, operations
 
+    # -- customer administration and unlock ----------------------------------------------------
+    def list_customers(self, caller: Caller, page: PageRequest, email: str | None = None) -> Page[Record]:
+        """The org's customers, paged; ``email``: the one customer of that exact email, if any."""
+        actor, orgid = caller.principal, caller.orgid
+        if not actor.is_user:
+            raise Forbidden("customers are listed by staff")
+        require_permission(actor, "read")
+        if email is None:
+            result, records = self._data.customer_page(orgid, page)
+            return Page[Record].of(records, result, total=self._data.count(orgid, "customer"))
+        try:
+            normalized: str | None = normalize_email(email)
+        except ValueError:
+            normalized = None  # not an email: no customer has it
+        found = self._directory.principal_by_email(orgid, "customer", normalized) if normalized else None
+        matches = [found.record] if found is not None and page.page == 1 and not page.cursor else []
+        return Page[Record](
+            data=matches, total=len(matches), page=page.page, pageSize=page.page_size, hasNext=False
+        )
+
+    def update_customer(self, caller: Caller, path_id: str, update: CustomerUpdate) -> Record:
+        """Disables a customer of the org (its tokens stop at the next request, its sign-in is 401) or
+        enables it again; ``path_id`` is its pk or sk; another org's customer is 404."""
+        actor, orgid = self._person_admin(caller)
+        key = record_key_from_path_id(orgid, "customer", path_id)
+        stored = self._data.principal(key.sort, consistent=True) if key else None
+        if stored is None:
+            raise NotFound("no such customer in this org")
+        record = stored.record
+        if bool(record.data.get("disabled")) == update.disabled:
+            return record
+        updated = self._write_user_like(record, record.data | {"disabled": update.disabled}, [])
+        publish_best_effort(
+            self._events,
+            "customer.updated",
+            orgid,
+            principal=record.sk,
+            actor=actor.principal_id,
+            disabled=update.disabled,
+        )
+        return updated
+
+    def unlock(self, caller: Caller, kind: PrincipalKind, request: UnlockRequest) -> None:
+        """Clears the failed sign-ins, the lock and the escalation of an email of ``kind`` in the org."""
+        actor, orgid = self._person_admin(caller)
+        self._lockout.unlock(orgid, kind, request.email, actor.principal_id)
+
+    @staticmethod
+    def _person_admin(caller: Caller) -> tuple[Principal, str]:
+        """An admin of the org of the call, with a person's token: keys never administer (§1)."""
+        actor = caller.principal
+        if not actor.is_user or actor.credential != "jwt":
+            raise Forbidden("needs a staff member's own token")
+        require_role(actor, *USER_ADMIN_ROLES)
+        return actor, caller.orgid
+
     # -- the admin rank ------------------------------------------------------------------------
     def _actor_data(self, actor: Principal, orgid: str, orgs: list[str]) -> Mapping[str, Any]:
         """The actor's stored ``data``, read only when it acts on orgs beyond the org of the call (its
         rights there are not in the principal)."""
         if actor.platform_root or all(org == orgid for org in orgs):
             return {}
-        item = self._directory.get_principal(actor.principal_id, consistent=True) or {}
-        data: Mapping[str, Any] = item.get("data") or {}
-        return data
+        record = self._directory.principal(actor.principal_id, consistent=True)
+        return record.data if record else {}
 
     @staticmethod
     def _admin_membership(
@@ -314,21 +381,12 @@ class ProfileService:
 
     # -- helpers -------------------------------------------------------------------------------
     def _write_user_like(self, record: Record, data: dict[str, Any], extra: list[Operation]) -> Record:
-        now = utc_now_iso()
-        write = Update(
-            record.key,
-            "SET #data = :data, #version = :next, modifydate = :now",
-            values={":data": data, ":next": record.version + 1, ":now": now, ":current": record.version},
-            names={"#data": "data", "#version": "version"},
-            condition="#version = :current",
-        )
         try:
-            self._store.transact([write, *extra])
+            return self._data.rewrite(record, data, utc_now_iso(), extra)
         except ConditionFailed as exc:
             if exc.index == 0:
                 raise Conflict("changed concurrently; read it again") from exc
             raise Conflict("an email in one of the orgs is already taken, or an org does not exist") from exc
-        return record.model_copy(update={"data": data, "version": record.version + 1, "modifydate": now})
 
 
 def shown_in_org(record: Record, orgid: str) -> Record:

@@ -23,38 +23,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from appengine_core.infra.store import (
-    TTL_ATTRIBUTE,
-    ConditionFailed,
-    Put,
-    TenantStore,
-    TransactionCollided,
-    Update,
+from appengine_core.identity.data import PrincipalKind as PrincipalKind
+from appengine_core.identity.data import (
+    grace_sibling,
+    new_session,
+    revocation,
+    rotation,
+    spent_mark,
 )
+from appengine_core.identity.data import session_key as session_key
+from appengine_core.identity.data import spent_key as spent_key
+from appengine_core.infra.store import ConditionFailed, Put, TenantStore, TransactionCollided
 from appengine_core.infra.tenancy import TenantKey, is_valid_orgid
 
-SESSION_COLLECTION = "#session"
-SPENT_COLLECTION = "#refresh-spent"
 REFRESH_GRACE_SECONDS = 10
 # Grace siblings per rotation: bounds the session item and the transaction that retires them.
 MAX_SIBLINGS = 32
 # A transaction holds at most 100 operations: the session update and the spent hashes it records.
 _MAX_SPENT_PER_ROTATION = 99
-_NOT_REVOKED = "(attribute_not_exists(revoked) OR revoked <> :no)"
 _TOKEN = re.compile(
     r"^(?P<org>[a-z0-9][a-z0-9-]{1,62})\.(?P<sid>[0-9a-f]{32})\.(?P<secret>[A-Za-z0-9_-]{43})$"
 )
 
-PrincipalKind = Literal["user", "customer"]
 RefreshOutcome = Literal["rotated", "grace", "reuse", "invalid"]
-
-
-def session_key(home_orgid: str, session_id: str) -> TenantKey:
-    return TenantKey(home_orgid, SESSION_COLLECTION, session_id)
-
-
-def spent_key(home_orgid: str, session_id: str, digest: str) -> TenantKey:
-    return TenantKey(home_orgid, SPENT_COLLECTION, f"{session_id}:{digest}")
 
 
 def _digest(secret: str) -> str:
@@ -135,8 +126,9 @@ class SessionStore:
             expiresAt=now + lifetime_seconds,
         )
         token = RefreshToken.new(home, session.id)
-        attributes = session.model_dump() | {"refreshHash": token.digest, "ttl": session.expiresAt}
-        self._store.put(Put(session_key(home, session.id), attributes))
+        self._store.put(
+            new_session(session_key(home, session.id), session.model_dump(), token.digest, session.expiresAt)
+        )
         return session, token
 
     def get_raw(self, home_orgid: str, session_id: str) -> dict[str, Any] | None:
@@ -163,19 +155,12 @@ class SessionStore:
                     retired = [d for d in dict.fromkeys([presented, current, *siblings]) if d]
                     self._store.transact(
                         [
-                            Update(
+                            rotation(
                                 key,
-                                "SET refreshHash = :new, previousHash = :presented, rotatedAt = :now,"
-                                " lastSeenAt = :sec REMOVE siblingHashes",
-                                values={
-                                    ":new": successor.digest,
-                                    ":presented": presented,
-                                    ":now": now,
-                                    ":sec": int(now),
-                                    ":current": current,
-                                    ":no": True,
-                                },
-                                condition=f"refreshHash = :current AND {_NOT_REVOKED}",
+                                current=current,
+                                presented=presented,
+                                successor=successor.digest,
+                                now=now,
                             ),
                             *(
                                 self._spent(token, digest, int(item.get("expiresAt", 0)))
@@ -189,22 +174,13 @@ class SessionStore:
                 if previous and hmac.compare_digest(presented, previous):
                     if now - rotated_at <= REFRESH_GRACE_SECONDS:
                         self._store.update(
-                            Update(
+                            grace_sibling(
                                 key,
-                                "ADD siblingHashes :sibling SET lastSeenAt = :sec",
-                                values={
-                                    ":sibling": {successor.digest},
-                                    ":presented": presented,
-                                    ":cutoff": now - REFRESH_GRACE_SECONDS,
-                                    ":sec": int(now),
-                                    ":no": True,
-                                    ":max": MAX_SIBLINGS,
-                                },
-                                condition=(
-                                    "previousHash = :presented AND rotatedAt >= :cutoff"
-                                    " AND (attribute_not_exists(siblingHashes) OR size(siblingHashes) < :max)"
-                                    f" AND {_NOT_REVOKED}"
-                                ),
+                                presented=presented,
+                                sibling=successor.digest,
+                                now=now,
+                                grace_seconds=REFRESH_GRACE_SECONDS,
+                                max_siblings=MAX_SIBLINGS,
                             ),
                             return_new=False,
                         )
@@ -223,11 +199,7 @@ class SessionStore:
 
     @staticmethod
     def _spent(token: RefreshToken, digest: str, expires_at: int) -> Put:
-        return Put(
-            spent_key(token.home_orgid, token.session_id, digest),
-            {"session": token.session_id, TTL_ATTRIBUTE: expires_at},
-            must_not_exist=False,
-        )
+        return spent_mark(token.home_orgid, token.session_id, digest, expires_at)
 
     def _is_spent(self, token: RefreshToken) -> bool:
         key = spent_key(token.home_orgid, token.session_id, token.digest)
@@ -236,15 +208,7 @@ class SessionStore:
     def revoke(self, home_orgid: str, session_id: str, *, reason: str) -> bool:
         """Revoke a session; True if it was active."""
         try:
-            self._store.update(
-                Update(
-                    session_key(home_orgid, session_id),
-                    "SET revoked = :yes, revokedReason = :reason",
-                    values={":yes": True, ":reason": reason},
-                    condition="attribute_exists(PK) AND (attribute_not_exists(revoked) OR revoked <> :yes)",
-                ),
-                return_new=False,
-            )
+            self._store.update(revocation(session_key(home_orgid, session_id), reason), return_new=False)
         except ConditionFailed:
             return False
         return True

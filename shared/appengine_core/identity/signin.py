@@ -1,7 +1,9 @@
 """Sign-in, sign-up, refresh and sign-out for staff Users and Customers (contract §3).
 
 Wrong password, unknown email and wrong principal kind all give the same 401 ``invalid_credentials``
-after the same amount of work (an unknown email is verified against a dummy argon2id hash).
+after the same amount of work (an unknown email is verified against a dummy argon2id hash). Every
+password attempt goes through the brute-force guard (``lockout``): admitted first (429 while the email
+is locked or the source blocked), then counted as a failure or a success.
 """
 
 from __future__ import annotations
@@ -10,23 +12,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from appengine_core.identity.directory import (
-    DirectoryService,
-    NewCustomer,
-    NewUser,
-    PrincipalKind,
-    public_record,
-)
+from appengine_core.identity.data import IdentityData, PrincipalKind
+from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser
+from appengine_core.identity.lockout import BruteForceGuard
 from appengine_core.identity.memberships import effective_membership, user_data_for_org
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
-from appengine_core.identity.principal import Principal
+from appengine_core.identity.principal import Caller
 from appengine_core.identity.sessions import RefreshToken, SessionStore
 from appengine_core.identity.tokens import TokenService
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.errors import Forbidden, InvalidCredentials, NotFound, Unauthorized
 from appengine_core.infra.events import EventPublisher, publish_best_effort
 from appengine_core.infra.settings import get_settings
-from appengine_core.infra.store import TenantStore, Update
+from appengine_core.infra.store import TenantStore
 from appengine_core.infra.tenancy import TenantKey
 
 
@@ -62,17 +60,46 @@ class ClientInfo(BaseModel):
     source_ip: str | None = None
 
 
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class SignedInData(BaseModel):
+    """The envelope's fields again, under ``data``, with ``refresh_token`` besides ``refreshToken``."""
+
+    token: str
+    refreshToken: str  # noqa: N815 (the contract's field names)
+    user: Record | None = Field(default=None, exclude_if=_absent)
+    customer: Record | None = Field(default=None, exclude_if=_absent)
+    refresh_token: str
+
+
+class SignInEnvelope(BaseModel):
+    """What sign-in, sign-up and refresh answer (contract §3): the access token, the refresh token and
+    the principal under ``user`` or ``customer`` (by kind; the other key is absent), at the top level and
+    again under ``data``, where AppEngine's clients read them."""
+
+    token: str
+    refreshToken: str  # noqa: N815
+    user: Record | None = Field(default=None, exclude_if=_absent)
+    customer: Record | None = Field(default=None, exclude_if=_absent)
+    data: SignedInData
+
+
 class SignedIn(BaseModel):
     kind: PrincipalKind
     token: str
     refresh_token: str
     principal: Record
 
-    def envelope(self) -> dict[str, Any]:
+    def envelope(self) -> SignInEnvelope:
         """The compatibility envelope: every field at the top level and again under ``data``."""
-        principal = self.principal.model_dump()
-        fields = {"token": self.token, "refreshToken": self.refresh_token, self.kind: principal}
-        return fields | {"data": fields | {"refresh_token": self.refresh_token}}
+        fields: dict[str, Any] = {
+            "token": self.token,
+            "refreshToken": self.refresh_token,
+            self.kind: self.principal,
+        }
+        return SignInEnvelope(**fields, data=SignedInData(**fields, refresh_token=self.refresh_token))
 
 
 def shown_to_self(record: Record, orgid: str) -> Record:
@@ -91,45 +118,44 @@ class AuthService:
         tokens: TokenService | None = None,
         events: EventPublisher | None = None,
         store: TenantStore | None = None,
+        lockout: BruteForceGuard | None = None,
     ) -> None:
         self._store = store or TenantStore()
-        self._directory = directory or DirectoryService(self._store)
+        self._data = IdentityData(self._store)
+        self._directory = directory or DirectoryService(data=self._data)
         self._sessions = sessions or SessionStore(self._store)
         self._tokens = tokens or TokenService()
         self._events = events or EventPublisher()
+        self._lockout = lockout or BruteForceGuard(self._data, self._events)
 
     # -- sign-in -------------------------------------------------------------------------------
     def sign_in(
         self, kind: PrincipalKind, orgid: str, credentials: Credentials, client: ClientInfo
     ) -> SignedIn:
-        item = self._directory.find_by_email(orgid, kind, credentials.email)
+        attempt = self._lockout.admit(orgid, kind, credentials.email, client.source_ip)
+        stored = self._directory.principal_by_email(orgid, kind, credentials.email)
         matches, new_hash = verify_password(
-            credentials.password.get_secret_value(), (item or {}).get("passwordHash")
+            credentials.password.get_secret_value(), stored.password_hash if stored else None
         )
-        if item is None or not matches:
+        if stored is None or not matches:
             self._emit(
                 "auth.sign_in_failed",
                 orgid,
                 kind=kind,
-                email=credentials.email.strip().lower(),
-                reason="unknown_email" if item is None else "wrong_password",
+                email=attempt.email,
+                reason="unknown_email" if stored is None else "wrong_password",
             )
+            self._lockout.failed(attempt)  # 429 instead of 401 past a limit
             raise InvalidCredentials()
-        record = public_record(item)
+        record = stored.record
         if not self._may_act_on(kind, record, orgid):
+            # The right password of a disabled account: no failed factor, no success either.
             self._emit("auth.sign_in_failed", orgid, kind=kind, principal=record.sk, reason="disabled")
             raise InvalidCredentials("this account is disabled")
+        self._lockout.succeeded(attempt)
         if new_hash:
             # The hash predates the current parameters: store a stronger one while we hold the password.
-            self._store.update(
-                Update(
-                    record.key,
-                    "SET passwordHash = :hash",
-                    values={":hash": new_hash},
-                    condition="attribute_exists(PK)",
-                ),
-                return_new=False,
-            )
+            self._data.rehash_password(record.key, new_hash)
         return self._start_session(kind, orgid, record, "password", client)
 
     def sign_up_customer(self, orgid: str, new: NewCustomer, client: ClientInfo) -> SignedIn:
@@ -193,10 +219,9 @@ class AuthService:
         if session is None or session.get("kind") != kind:
             # A User token at a customer endpoint (or the reverse) is refused without touching the family.
             raise Unauthorized("invalid refresh token")
-        item = self._directory.get_principal(str(session["principal"]))
-        if item is None:
+        record = self._directory.principal(str(session["principal"]))
+        if record is None:
             raise Unauthorized("invalid refresh token")
-        record = public_record(item)
         if (kind == "customer" and record.orgid != orgid) or not self._may_act_on(kind, record, orgid):
             raise Unauthorized("invalid refresh token")
         outcome, successor = self._sessions.refresh(token)
@@ -213,14 +238,15 @@ class AuthService:
             kind=kind, token=access, refresh_token=successor.value, principal=shown_to_self(record, orgid)
         )
 
-    def sign_out(self, principal: Principal, orgid: str) -> None:
+    def sign_out(self, caller: Caller) -> None:
+        principal = caller.principal
         if principal.session_id is None:
             raise Unauthorized("no session to sign out of")
         home = TenantKey.parse(principal.principal_id).orgid
         self._sessions.revoke(home, principal.session_id, reason="signout")
         self._emit(
             "auth.signed_out",
-            orgid,
+            caller.orgid,
             kind=principal.kind,
             principal=principal.principal_id,
             session=principal.session_id,

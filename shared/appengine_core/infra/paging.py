@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field
 
 from appengine_core.infra.errors import invalid_field
 from appengine_core.infra.store import QueryPage
@@ -153,25 +153,18 @@ def list_envelope(
 
 
 class Page(BaseModel, Generic[ItemT]):
-    """One page of a list, as services return it; the edge shows it in the list shape of contract §2.
+    """One page of a list, as services return it, in the list shape of contract §2.
 
     ``total`` is left out of the JSON when it is not known exactly (a filtered list whose matches were
     not all examined), rather than shown as null.
     """
 
     data: list[ItemT]
-    total: int | None = None
     page: int = 1
     pageSize: int  # noqa: N815 (the contract's field names)
     hasNext: bool  # noqa: N815
     next: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _contract_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        shown: dict[str, Any] = handler(self)
-        if self.total is None:
-            shown.pop("total", None)
-        return shown
+    total: int | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @classmethod
     def of(cls, items: Sequence[ItemT], result: PageResult, total: int | None) -> Page[ItemT]:

@@ -15,8 +15,9 @@ from typing import Any
 from appengine_core.identity.principal import Principal
 from appengine_core.infra.envelope import utc_now_iso
 from appengine_core.infra.errors import Forbidden, Unauthorized
-from appengine_core.infra.store import Check, ConditionFailed, TenantStore, Update
+from appengine_core.infra.store import ConditionFailed, TenantStore
 from appengine_core.infra.tenancy import TenantKey
+from appengine_core.keys.data import CountedWindow, admission_writes, owner_snapshot_update
 from appengine_core.keys.format import (
     SNAPSHOT_MARK,
     WINDOWS,
@@ -66,47 +67,21 @@ class KeyAuthenticator:
         limits: dict[str, int] = {
             k: int(v) for k, v in (item.get("rateLimits") or {}).items() if k in WINDOWS
         }
-        sets = ["lastUsedAt = :now"]
-        adds = ["usageCount :one"]
-        conditions = ["#state = :active"]
-        values: dict[str, Any] = {":now": utc_now_iso(), ":one": 1, ":active": "active"}
+        windows: list[CountedWindow] = []
         retry_after: int | None = None
         for name, limit in limits.items():
             length = WINDOWS[name]
             window = int(now // length) * length
-            start, count = f"window{name}Start", f"window{name}Count"
-            values[f":{name}W"] = window
-            values[f":{name}L"] = limit
-            if int(item.get(start, -1)) == window:
-                if int(item.get(count, 0)) >= limit:
-                    retry_after = max(retry_after or 0, int(window + length - now) + 1)
-                adds.append(f"{count} :one")
-                conditions.append(f"{start} = :{name}W AND {count} < :{name}L")
-            else:
-                sets.append(f"{start} = :{name}W, {count} = :one")
-                conditions.append(f"(attribute_not_exists({start}) OR {start} < :{name}W)")
+            same_window = int(item.get(f"window{name}Start", -1)) == window
+            if same_window and int(item.get(f"window{name}Count", 0)) >= limit:
+                retry_after = max(retry_after or 0, int(window + length - now) + 1)
+            windows.append(CountedWindow(name=name, start=window, limit=limit, same_window=same_window))
         if retry_after is not None:
             return retry_after
         owner = TenantKey.parse(str(item["createdBy"]))
         try:
             self._store.transact(
-                [
-                    # Every change of a User (its memberships included) bumps its version: an unchanged
-                    # version means the snapshot in the key is still the owner's membership here.
-                    Check(
-                        owner,
-                        "#version = :v",
-                        values={":v": int(item.get("ownerVersion", 1))},
-                        names={"#version": "version"},
-                    ),
-                    Update(
-                        key,
-                        f"SET {', '.join(sets)} ADD {', '.join(adds)}",
-                        values=values,
-                        names={"#state": "state"},
-                        condition=" AND ".join(conditions),
-                    ),
-                ]
+                admission_writes(key, owner, int(item.get("ownerVersion", 1)), windows, utc_now_iso())
             )
         except ConditionFailed as exc:
             if exc.index == 0:
@@ -124,22 +99,7 @@ class KeyAuthenticator:
         if snapshot is None:
             raise Unauthorized("the key's owner is disabled in the key's org or left it")
         try:
-            self._store.update(
-                Update(
-                    key,
-                    "SET ownerVersion = :v, ownerRoles = :r, ownerPermissions = :p, #root = :root"
-                    " REMOVE ownerOrgs",
-                    values={
-                        ":v": snapshot["ownerVersion"],
-                        ":r": snapshot["ownerRoles"],
-                        ":p": snapshot["ownerPermissions"],
-                        ":root": snapshot[SNAPSHOT_MARK],
-                    },
-                    names={"#root": SNAPSHOT_MARK},
-                    condition="attribute_exists(PK)",
-                ),
-                return_new=False,
-            )
+            self._store.update(owner_snapshot_update(key, snapshot), return_new=False)
         except ConditionFailed as exc:
             raise Unauthorized("unknown or revoked API key") from exc
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,25 +82,38 @@ class ApiKeyCreate(BaseModel):
         return limits or {"perMinute": DEFAULT_PER_MINUTE}
 
 
-METADATA_FIELDS = (
-    "id",
-    "name",
-    "description",
-    "prefix",
-    "scopes",
-    "permissions",
-    "rateLimits",
-    "expiresAt",
-    "createdAt",
-    "createdBy",
-    "lastUsedAt",
-    "usageCount",
-    "state",
-)
+# -- answers --------------------------------------------------------------------------------------
+class KeyMetadata(BaseModel):
+    """The public view of a key (contract §5): never its hash, never owner snapshots or counters."""
+
+    id: str
+    name: str
+    description: str | None = None
+    prefix: str
+    scopes: list[Scope]
+    permissions: list[str] | None = None
+    rateLimits: dict[str, int]  # noqa: N815 (the contract's field names)
+    expiresAt: str | None = None  # noqa: N815
+    createdAt: str  # noqa: N815
+    createdBy: str  # noqa: N815
+    lastUsedAt: str | None = None  # noqa: N815
+    usageCount: int = 0  # noqa: N815
+    state: Literal["active", "revoked", "expired"]
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> KeyMetadata:
+        """The public fields of a stored key item (every other attribute left out)."""
+        return cls.model_validate(
+            {field: item.get(field) for field in cls.model_fields}
+            | {"usageCount": int(item.get("usageCount", 0))}
+        )
 
 
-def metadata(item: dict[str, Any]) -> dict[str, Any]:
-    """The public view of a key: never its hash, never owner snapshots or counters."""
-    return {field: item.get(field) for field in METADATA_FIELDS} | {
-        "usageCount": int(item.get("usageCount", 0))
-    }
+class CreatedKey(KeyMetadata):
+    """A key with its plaintext: the one answer that ever shows it (create and regenerate)."""
+
+    key: str
+
+    @classmethod
+    def of_new(cls, item: Mapping[str, Any], plaintext: str) -> CreatedKey:
+        return cls.model_validate(KeyMetadata.of(item).model_dump() | {"key": plaintext})

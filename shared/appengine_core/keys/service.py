@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from appengine_core.identity.directory import DirectoryService
-from appengine_core.identity.principal import Principal
-from appengine_core.infra.counters import counter_key
+from appengine_core.identity.principal import Caller, Principal
 from appengine_core.infra.envelope import new_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, Forbidden, NotFound, Unauthorized
 from appengine_core.infra.events import EventPublisher, publish_best_effort
-from appengine_core.infra.paging import PageRequest, fetch_page, list_envelope
-from appengine_core.infra.store import (
-    Check,
-    ConditionFailed,
-    Delete,
-    Put,
-    TenantStore,
-    TransactionCollided,
-    Update,
-)
-from appengine_core.infra.tenancy import TenantKey
+from appengine_core.infra.paging import Page, PageRequest
+from appengine_core.infra.store import ConditionFailed, TenantStore, TransactionCollided
+from appengine_core.keys.data import ApiKeyData, StoredKey
 from appengine_core.keys.format import (
     EXPIRY_BUCKET,
-    ID_COLLECTION,
     KEY_ADMIN_ROLES,
     RACE_ATTEMPTS,
-    credential_key,
     display_prefix,
     generate_key,
-    id_key,
     key_hash,
     owner_snapshot,
 )
-from appengine_core.keys.models import ApiKeyCreate, metadata
+from appengine_core.keys.models import ApiKeyCreate, CreatedKey, KeyMetadata
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------
@@ -45,19 +32,21 @@ class ApiKeyService:
         directory: DirectoryService | None = None,
         events: EventPublisher | None = None,
     ) -> None:
-        self._store = store or TenantStore()
-        self._directory = directory or DirectoryService(self._store)
+        self._data = ApiKeyData(store)
+        self._directory = directory or DirectoryService(self._data.store)
         self._events = events or EventPublisher()
 
-    def _owner_snapshot(self, principal: Principal, orgid: str) -> dict[str, Any]:
+    def _owner_snapshot(self, caller: Caller) -> dict[str, Any]:
+        owner = self._directory.principal(caller.principal.principal_id, consistent=True)
         snapshot = owner_snapshot(
-            self._directory.get_principal(principal.principal_id, consistent=True), orgid
+            {"data": owner.data, "version": owner.version} if owner else None, caller.orgid
         )
         if snapshot is None:
             raise Unauthorized("your membership in this org is disabled")
         return snapshot
 
-    def create(self, actor: Principal, orgid: str, request: ApiKeyCreate) -> dict[str, Any]:
+    def create(self, caller: Caller, request: ApiKeyCreate) -> CreatedKey:
+        actor, orgid = caller.principal, caller.orgid
         _require_key_manager(actor)
         plaintext = generate_key()
         digest = key_hash(plaintext)
@@ -78,113 +67,66 @@ class ApiKeyService:
             "lastUsedAt": None,
             "usageCount": 0,
             "state": "active",
-            **self._owner_snapshot(actor, orgid),
+            **self._owner_snapshot(caller),
         }
         if expires:
             item |= {"expiryBucket": EXPIRY_BUCKET, "expiresAtEpoch": int(expires.timestamp())}
-        self._store.transact(
-            [
-                Put(credential_key(digest), item),
-                Put(id_key(orgid, key_id), {"hash": digest, "createdBy": actor.principal_id}),
-                Update(
-                    counter_key(orgid, "apikey"),
-                    "ADD #total :one",
-                    values={":one": 1},
-                    names={"#total": "total"},
-                ),
-            ]
-        )
+        key = StoredKey.model_validate(item)
+        self._data.create(digest, key, created_by=actor.principal_id)
         publish_best_effort(
             self._events,
             "apikey.created",
             orgid,
             keyId=key_id,
             actor=actor.principal_id,
-            prefix=item["prefix"],
+            prefix=key.prefix,
         )
-        return metadata(item) | {"key": plaintext}
+        return CreatedKey.of_new(key.to_item(), plaintext)
 
-    def _read(self, orgid: str, key_id: str) -> tuple[str, dict[str, Any]]:
+    def _read(self, orgid: str, key_id: str) -> tuple[str, StoredKey]:
         """The current hash and credential item of a key of ``orgid``."""
-        for _ in range(RACE_ATTEMPTS):
-            pointer = self._store.get(id_key(orgid, key_id), consistent=True)
-            if pointer is None:
-                break
-            digest = str(pointer["hash"])
-            item = self._store.get(credential_key(digest), consistent=True)
-            if item is not None:
-                if item.get("orgid") != orgid:
-                    break
-                return digest, item
-            # A regenerate moved the key between the two reads: follow the pointer again.
-        raise NotFound("no such API key")
-
-    def _load(self, actor: Principal, orgid: str, key_id: str) -> tuple[str, dict[str, Any]]:
-        _require_key_manager(actor)
-        digest, item = self._read(orgid, key_id)
-        if not _may_manage(actor, item):
+        found = self._data.find(orgid, key_id)
+        if found is None:
             raise NotFound("no such API key")
-        return digest, item
+        return found
 
-    def get(self, actor: Principal, orgid: str, key_id: str) -> dict[str, Any]:
-        return metadata(self._load(actor, orgid, key_id)[1])
+    def _load(self, caller: Caller, key_id: str) -> tuple[str, StoredKey]:
+        _require_key_manager(caller.principal)
+        digest, key = self._read(caller.orgid, key_id)
+        if not _may_manage(caller.principal, key):
+            raise NotFound("no such API key")
+        return digest, key
 
-    def list_keys(self, actor: Principal, orgid: str, page: PageRequest) -> dict[str, Any]:
+    def get(self, caller: Caller, key_id: str) -> KeyMetadata:
+        return KeyMetadata.of(self._load(caller, key_id)[1].to_item())
+
+    def list_keys(self, caller: Caller, page: PageRequest) -> Page[KeyMetadata]:
+        actor, orgid = caller.principal, caller.orgid
         _require_key_manager(actor)
-        result = fetch_page(
-            page,
-            orgid,
-            ID_COLLECTION,
-            lambda limit, after: self._store.query(orgid, ID_COLLECTION, limit=limit, after_sort_key=after),
-        )
-        found = self._store.batch_get([credential_key(str(p["hash"])) for p in result.items])
-        keys = [
-            metadata(item)
-            for item in found.values()
-            if item.get("orgid") == orgid and _may_manage(actor, item)
-        ]
-        keys.sort(key=lambda k: str(k["createdAt"]))
-        admin = _is_key_admin(actor)
-        total = int((self._store.get(counter_key(orgid, "apikey")) or {}).get("total", 0)) if admin else None
-        return list_envelope(
-            keys,
-            page=result.page,
-            page_size=result.page_size,
-            has_next=result.has_next,
-            next_cursor=result.next_cursor,
-            total=total,
-        )
+        result, stored = self._data.page(orgid, page)
+        keys = [KeyMetadata.of(key.to_item()) for key in stored if _may_manage(actor, key)]
+        keys.sort(key=lambda k: k.createdAt)
+        total = self._data.count(orgid) if _is_key_admin(actor) else None
+        return Page[KeyMetadata].of(keys, result, total=total)
 
-    def regenerate(self, actor: Principal, orgid: str, key_id: str) -> dict[str, Any]:
+    def regenerate(self, caller: Caller, key_id: str) -> CreatedKey:
+        actor, orgid = caller.principal, caller.orgid
         _require_key_manager(actor)
-        old_digest, item = self._read(orgid, key_id)
-        if item.get("createdBy") != actor.principal_id:
+        old_digest, key = self._read(orgid, key_id)
+        if key.createdBy != actor.principal_id:
             # A plaintext goes to nobody but the User the key acts as: not even a key admin or a
             # platform root, who would otherwise obtain the owner's rights (contract §5).
             raise Forbidden("only the key's owner may regenerate it")
-        if item.get("state") != "active":
-            raise Conflict(f"the key is {item.get('state')}")
+        if key.state != "active":
+            raise Conflict(f"the key is {key.state}")
         plaintext = generate_key()
         digest = key_hash(plaintext)
-        renewed = {k: v for k, v in item.items() if not k.startswith("window")} | {
-            "prefix": display_prefix(plaintext),
-            "regeneratedAt": utc_now_iso(),
-        }
+        renewed = StoredKey.model_validate(
+            {k: v for k, v in key.to_item().items() if not k.startswith("window")}
+            | {"prefix": display_prefix(plaintext), "regeneratedAt": utc_now_iso()}
+        )
         try:
-            self._store.transact(
-                [
-                    # The old value disappears in the same commit that makes the new one exist.
-                    _delete_if_active(credential_key(old_digest)),
-                    Put(credential_key(digest), renewed),
-                    Update(
-                        id_key(orgid, key_id),
-                        "SET #hash = :new",
-                        values={":new": digest, ":old": old_digest},
-                        names={"#hash": "hash"},
-                        condition="#hash = :old",
-                    ),
-                ]
-            )
+            self._data.regenerate(old_digest, digest, renewed)
         except ConditionFailed as exc:
             raise Conflict("the key was rotated or revoked meanwhile") from exc
         except TransactionCollided as error:
@@ -195,79 +137,50 @@ class ApiKeyService:
             orgid,
             keyId=key_id,
             actor=actor.principal_id,
-            prefix=renewed["prefix"],
+            prefix=renewed.prefix,
         )
-        return metadata(renewed) | {"key": plaintext}
+        return CreatedKey.of_new(renewed.to_item(), plaintext)
 
-    def revoke(self, actor: Principal, orgid: str, key_id: str) -> None:
+    def revoke(self, caller: Caller, key_id: str) -> None:
         for _ in range(RACE_ATTEMPTS):
-            digest, item = self._load(actor, orgid, key_id)
-            if item.get("state") == "revoked":
+            digest, key = self._load(caller, key_id)
+            if key.state == "revoked":
                 return
             try:
-                self._store.transact(
-                    [
-                        # Revoking a hash that a regenerate has just replaced would leave the new value
-                        # live: the pointer must still name the hash read above.
-                        Check(
-                            id_key(orgid, key_id),
-                            "#hash = :digest",
-                            values={":digest": digest},
-                            names={"#hash": "hash"},
-                        ),
-                        Update(
-                            credential_key(digest),
-                            "SET #state = :revoked, revokedAt = :now REMOVE expiryBucket",
-                            values={":revoked": "revoked", ":now": utc_now_iso()},
-                            names={"#state": "state"},
-                            condition="attribute_exists(PK)",
-                        ),
-                    ]
-                )
+                self._data.revoke(caller.orgid, key_id, digest, utc_now_iso())
             except ConditionFailed:
                 continue
             except TransactionCollided:
                 continue
-            publish_best_effort(self._events, "apikey.revoked", orgid, keyId=key_id, actor=actor.principal_id)
+            publish_best_effort(
+                self._events,
+                "apikey.revoked",
+                caller.orgid,
+                keyId=key_id,
+                actor=caller.principal.principal_id,
+            )
             return
         raise Conflict("the key kept changing while it was revoked: try again")
 
     def expire_due(self, now: float | None = None) -> int:
         """Mark keys past ``expiresAt`` expired (the jobs function); returns how many."""
-        now = now or time.time()
         expired = 0
-        for entry in self._store.query_expiry_index(EXPIRY_BUCKET, until_epoch=int(now)):
-            digest = str(entry["SK"]).rsplit(":", 1)[1]
+        for due in self._data.due(now):
             try:
-                self._store.update(
-                    Update(
-                        credential_key(digest),
-                        "SET #state = :expired REMOVE expiryBucket",
-                        values={":expired": "expired", ":active": "active"},
-                        names={"#state": "state"},
-                        condition="#state = :active",
-                    ),
-                    return_new=False,
-                )
+                self._data.expire(due.digest)
             except ConditionFailed:
                 continue
             expired += 1
-            publish_best_effort(
-                self._events, "apikey.expired", str(entry.get("orgid")), keyId=str(entry.get("id"))
-            )
+            publish_best_effort(self._events, "apikey.expired", due.orgid, keyId=due.key_id)
         return expired
-
-
-def _delete_if_active(key: TenantKey) -> Delete:
-    return Delete(key, "#state = :active", values={":active": "active"}, names={"#state": "state"})
 
 
 def _is_key_admin(actor: Principal) -> bool:
     return actor.has_role(*KEY_ADMIN_ROLES)
 
 
-def _may_manage(actor: Principal, item: dict[str, Any]) -> bool:
-    return _is_key_admin(actor) or item.get("createdBy") == actor.principal_id
+def _may_manage(actor: Principal, key: StoredKey) -> bool:
+    return _is_key_admin(actor) or key.createdBy == actor.principal_id
 
 
 def _require_key_manager(actor: Principal) -> None:

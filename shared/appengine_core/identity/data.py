@@ -1,0 +1,418 @@
+"""The identity wing's data access: where orgs, principals, memberships and sessions live, the DynamoDB
+operations that write them, and ``IdentityData``, which reads and writes them through the store.
+
+Layout (all keys tenant-scoped, see ``tenancy``):
+- org:                 ``<org>:#org:<org>``
+- User record:         ``<home org>:user:<id>`` (BaseModel; ``data.orgs`` lists its orgs and
+                       ``data.memberships`` its roles, permissions and ``disabled`` per org, see
+                       ``memberships``)
+- User email index:    ``<org>:#user-email:<email>`` for every org in ``data.orgs`` -> the User's sk
+- User membership:     ``<org>:#member:<user id>`` for every org in ``data.orgs`` (the org's user list;
+                       resolves a user id within an org), counted in ``<org>:#count:user``
+- Customer record:     ``<org>:customer:<id>``; email index ``<org>:#customer-email:<email>``
+- session:             ``<home org>:#session:<sid>``; spent refresh hashes
+                       ``<home org>:#refresh-spent:<sid>:<hash>``
+- sign-in failures:    ``<org>:#signin-failures:<kind>:<email>`` (recent failure stamps, the lock and
+                       its escalation level; see ``lockout``); per source
+                       ``<org>:#signin-source:<ip>:<epoch minute>`` (that minute's failures, a block)
+
+Services hold the rules and call this module; only ``infra.store`` talks to DynamoDB. The authorizer's
+session path imports this module too, so it imports nothing heavy (no passwords, no request models).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from appengine_core.infra.counters import counter_change, counter_key
+from appengine_core.infra.envelope import Record
+from appengine_core.infra.paging import PageRequest, PageResult, fetch_page
+from appengine_core.infra.store import (
+    TTL_ATTRIBUTE,
+    Check,
+    Delete,
+    Operation,
+    Put,
+    TenantStore,
+    Update,
+)
+from appengine_core.infra.tenancy import TenantKey
+
+PrincipalKind = Literal["user", "customer"]
+ORG_COLLECTION = "#org"
+MEMBER_COLLECTION = "#member"
+SESSION_COLLECTION = "#session"
+SPENT_COLLECTION = "#refresh-spent"
+FAILURES_COLLECTION = "#signin-failures"
+SOURCE_COLLECTION = "#signin-source"
+CUSTOMER_COLLECTION = "customer"
+# An email longer than this (in UTF-8) is keyed by its digest, so that no key passes DynamoDB's 1 KB.
+_MAX_EMAIL_KEY_BYTES = 320
+PASSWORD_HASH = "passwordHash"
+_NOT_REVOKED = "(attribute_not_exists(revoked) OR revoked <> :no)"
+
+
+# -- keys ------------------------------------------------------------------------------------------
+def org_key(orgid: str) -> TenantKey:
+    return TenantKey(orgid, ORG_COLLECTION, orgid)
+
+
+def email_index_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
+    return TenantKey(orgid, f"#{kind}-email", email)
+
+
+def member_key(orgid: str, user_id: str) -> TenantKey:
+    return TenantKey(orgid, MEMBER_COLLECTION, user_id)
+
+
+def session_key(home_orgid: str, session_id: str) -> TenantKey:
+    return TenantKey(home_orgid, SESSION_COLLECTION, session_id)
+
+
+def spent_key(home_orgid: str, session_id: str, digest: str) -> TenantKey:
+    return TenantKey(home_orgid, SPENT_COLLECTION, f"{session_id}:{digest}")
+
+
+def failures_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
+    """Where the failed sign-ins of ``email`` (normalized) as a ``kind`` in ``orgid`` are counted."""
+    if len(email.encode()) > _MAX_EMAIL_KEY_BYTES:
+        email = "sha256:" + hashlib.sha256(email.encode()).hexdigest()
+    return TenantKey(orgid, FAILURES_COLLECTION, f"{kind}:{email}")
+
+
+def source_key(orgid: str, source_ip: str, minute: int) -> TenantKey:
+    """The failed sign-ins from ``source_ip`` in ``orgid`` during one epoch minute."""
+    return TenantKey(orgid, SOURCE_COLLECTION, f"{source_ip[:64]}:{minute}")
+
+
+# -- models ------------------------------------------------------------------------------------------
+class Org(BaseModel):
+    orgid: str
+    name: str
+    createdAt: str  # noqa: N815
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredPrincipal(BaseModel):
+    """A principal as stored: its public envelope and, apart from it, its password hash (which never
+    leaves the identity wing)."""
+
+    record: Record
+    password_hash: str | None = None
+
+
+# -- operations: orgs and principals ---------------------------------------------------------------
+def new_org(org: Org) -> Put:
+    """The org item; fails if the org exists."""
+    return Put(org_key(org.orgid), org.model_dump())
+
+
+def org_exists(orgid: str) -> Check:
+    return Check(org_key(orgid), "attribute_exists(PK)")
+
+
+def new_principal(record: Record, password_hash: str) -> Put:
+    return Put(record.key, record.to_item() | {PASSWORD_HASH: password_hash})
+
+
+def membership_writes(orgid: str, user_sk: str, email: str) -> list[Operation]:
+    """The items that make a user a member of ``orgid`` (all conditional: no duplicate email or member)."""
+    user_id = TenantKey.parse(user_sk).item_id
+    return [
+        org_exists(orgid),
+        Put(email_index_key(orgid, "user", email), {"principal": user_sk}),
+        Put(member_key(orgid, user_id), {"principal": user_sk, "email": email}),
+        counter_change(orgid, "user", 1),
+    ]
+
+
+def membership_removals(orgid: str, user_sk: str, email: str) -> list[Operation]:
+    user_id = TenantKey.parse(user_sk).item_id
+    return [
+        Delete(email_index_key(orgid, "user", email), "attribute_exists(PK)"),
+        Delete(member_key(orgid, user_id), "attribute_exists(PK)"),
+        counter_change(orgid, "user", -1),
+    ]
+
+
+def new_user_writes(record: Record, password_hash: str, orgs: Sequence[str], email: str) -> list[Operation]:
+    """A User and its membership in every org of ``orgs``, in one transaction."""
+    operations: list[Operation] = [new_principal(record, password_hash)]
+    for orgid in orgs:
+        operations.extend(membership_writes(orgid, record.sk, email))
+    return operations
+
+
+def new_customer_writes(record: Record, password_hash: str, email: str) -> list[Operation]:
+    """A Customer, its email index and its count, in an org that must exist (operation 1)."""
+    return [
+        new_principal(record, password_hash),
+        org_exists(record.orgid),
+        Put(email_index_key(record.orgid, "customer", email), {"principal": record.sk}),
+        counter_change(record.orgid, "customer", 1),
+    ]
+
+
+def password_rehash(key: TenantKey, password_hash: str) -> Update:
+    return Update(
+        key,
+        f"SET {PASSWORD_HASH} = :hash",
+        values={":hash": password_hash},
+        condition="attribute_exists(PK)",
+    )
+
+
+def record_rewrite(record: Record, data: Mapping[str, Any], now: str) -> Update:
+    """A new ``data`` for ``record``, only over the version it was read at (the next version)."""
+    return Update(
+        record.key,
+        "SET #data = :data, #version = :next, modifydate = :now",
+        values={":data": dict(data), ":next": record.version + 1, ":now": now, ":current": record.version},
+        names={"#data": "data", "#version": "version"},
+        condition="#version = :current",
+    )
+
+
+# -- operations: sessions ----------------------------------------------------------------------------
+def new_session(key: TenantKey, attributes: Mapping[str, Any], refresh_hash: str, expires_at: int) -> Put:
+    return Put(key, dict(attributes) | {"refreshHash": refresh_hash, TTL_ATTRIBUTE: expires_at})
+
+
+def rotation(key: TenantKey, *, current: str, presented: str, successor: str, now: float) -> Update:
+    """The session's current token becomes ``successor``, only if it still is ``current`` and the
+    session is not revoked; ``presented`` stays the previous token for the grace window."""
+    return Update(
+        key,
+        "SET refreshHash = :new, previousHash = :presented, rotatedAt = :now,"
+        " lastSeenAt = :sec REMOVE siblingHashes",
+        values={
+            ":new": successor,
+            ":presented": presented,
+            ":now": now,
+            ":sec": int(now),
+            ":current": current,
+            ":no": True,
+        },
+        condition=f"refreshHash = :current AND {_NOT_REVOKED}",
+    )
+
+
+def grace_sibling(
+    key: TenantKey, *, presented: str, sibling: str, now: float, grace_seconds: int, max_siblings: int
+) -> Update:
+    """One more live token beside the current one, only while ``presented`` is the previous token
+    inside its grace window and the session holds fewer than ``max_siblings`` of them."""
+    return Update(
+        key,
+        "ADD siblingHashes :sibling SET lastSeenAt = :sec",
+        values={
+            ":sibling": {sibling},
+            ":presented": presented,
+            ":cutoff": now - grace_seconds,
+            ":sec": int(now),
+            ":no": True,
+            ":max": max_siblings,
+        },
+        condition=(
+            "previousHash = :presented AND rotatedAt >= :cutoff"
+            " AND (attribute_not_exists(siblingHashes) OR size(siblingHashes) < :max)"
+            f" AND {_NOT_REVOKED}"
+        ),
+    )
+
+
+def spent_mark(home_orgid: str, session_id: str, digest: str, expires_at: int) -> Put:
+    """A retired refresh token's hash, kept until its session expires."""
+    return Put(
+        spent_key(home_orgid, session_id, digest),
+        {"session": session_id, TTL_ATTRIBUTE: expires_at},
+        must_not_exist=False,
+    )
+
+
+def revocation(key: TenantKey, reason: str) -> Update:
+    """Revoke a session that exists and is not revoked yet."""
+    return Update(
+        key,
+        "SET revoked = :yes, revokedReason = :reason",
+        values={":yes": True, ":reason": reason},
+        condition="attribute_exists(PK) AND (attribute_not_exists(revoked) OR revoked <> :yes)",
+    )
+
+
+# -- operations: brute-force protection -------------------------------------------------------------
+_NOT_LOCKED = "(attribute_not_exists(lockedUntil) OR lockedUntil <= :now)"
+_NOT_BLOCKED = "(attribute_not_exists(blockedUntil) OR blockedUntil <= :now)"
+
+
+def failure_mark(key: TenantKey, stamp: int, now: float, expires_at: int) -> Update:
+    """One more failed sign-in (``stamp``: a unique nanosecond time) for an email that is not locked."""
+    return Update(
+        key,
+        "ADD failures :stamp SET #ttl = :ttl",
+        values={":stamp": {stamp}, ":ttl": expires_at, ":now": now},
+        names={"#ttl": TTL_ATTRIBUTE},
+        condition=_NOT_LOCKED,
+    )
+
+
+def failures_forgotten(key: TenantKey, stamps: Sequence[int]) -> Update:
+    """Failure stamps that no longer count (older than the window) taken out of the set."""
+    return Update(key, "DELETE failures :old", values={":old": set(stamps)}, condition="attribute_exists(PK)")
+
+
+def lock_engagement(key: TenantKey, *, until: float, level: int, now: float, expires_at: int) -> Update:
+    """The email locked until ``until`` at escalation ``level``, unless a lock holds already; the
+    failures that led to it are spent."""
+    return Update(
+        key,
+        "SET lockedUntil = :until, lockLevel = :level, #ttl = :ttl REMOVE failures",
+        values={":until": until, ":level": level, ":ttl": expires_at, ":now": now},
+        names={"#ttl": TTL_ATTRIBUTE},
+        condition=_NOT_LOCKED,
+    )
+
+
+def failures_reset(key: TenantKey, *, now: float, expires_at: int) -> Update:
+    """A successful sign-in: the count starts again, unless a lock engaged meanwhile (the escalation
+    level stays: it resets only after a day without a lock)."""
+    return Update(
+        key,
+        "SET #ttl = :ttl REMOVE failures",
+        values={":ttl": expires_at, ":now": now},
+        names={"#ttl": TTL_ATTRIBUTE},
+        condition=_NOT_LOCKED,
+    )
+
+
+def lockout_cleared(key: TenantKey) -> Delete:
+    """An admin's unlock: the count, the lock and the escalation, all gone (existing or not)."""
+    return Delete(key)
+
+
+def source_failure(key: TenantKey, now: float, expires_at: int) -> Update:
+    """One more failed sign-in from a source in this minute, unless the source is blocked."""
+    return Update(
+        key,
+        "ADD failures :one SET #ttl = :ttl",
+        values={":one": 1, ":ttl": expires_at, ":now": now},
+        names={"#ttl": TTL_ATTRIBUTE},
+        condition=_NOT_BLOCKED,
+    )
+
+
+def source_failure_undone(key: TenantKey) -> Update:
+    """A failure counted for a source taken back (the attempt was answered 429 after all)."""
+    return Update(key, "ADD failures :minus", values={":minus": -1}, condition="attribute_exists(PK)")
+
+
+def source_block(key: TenantKey, until: float) -> Update:
+    """The source blocked until ``until`` (the first block of the minute wins)."""
+    return Update(
+        key,
+        "SET blockedUntil = :until",
+        values={":until": until},
+        condition="attribute_exists(PK) AND attribute_not_exists(blockedUntil)",
+    )
+
+
+# -- reads and writes ------------------------------------------------------------------------------
+def stored_principal(item: Mapping[str, Any]) -> StoredPrincipal:
+    hashed = item.get(PASSWORD_HASH)
+    return StoredPrincipal(
+        record=Record.from_item(dict(item)), password_hash=str(hashed) if hashed is not None else None
+    )
+
+
+class IdentityData:
+    """Orgs, principals and memberships through the store; raises the store's ``ConditionFailed``
+    and ``TransactionCollided`` for the services to judge."""
+
+    def __init__(self, store: TenantStore | None = None) -> None:
+        self.store = store or TenantStore()
+
+    # -- orgs ----------------------------------------------------------------------------------
+    def put_org(self, org: Org) -> None:
+        self.store.put(new_org(org))
+
+    def org(self, orgid: str) -> Org | None:
+        item = self.store.get(org_key(orgid))
+        return Org.model_validate(item) if item else None
+
+    # -- principals ----------------------------------------------------------------------------
+    def principal_item(self, principal_sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        """The stored item as it is (secrets included): for operator tooling and its tests."""
+        return self.store.get(TenantKey.parse(principal_sk), consistent=consistent)
+
+    def principal(self, principal_sk: str, *, consistent: bool = False) -> StoredPrincipal | None:
+        item = self.principal_item(principal_sk, consistent=consistent)
+        return stored_principal(item) if item else None
+
+    def principal_sk_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> str | None:
+        index = self.store.get(email_index_key(orgid, kind, email))
+        return str(index["principal"]) if index else None
+
+    def member_sk(self, orgid: str, user_id: str) -> str | None:
+        item = self.store.get(member_key(orgid, user_id))
+        return str(item["principal"]) if item else None
+
+    def commit(self, operations: Sequence[Operation]) -> None:
+        self.store.transact(operations)
+
+    def rehash_password(self, key: TenantKey, password_hash: str) -> None:
+        self.store.update(password_rehash(key, password_hash), return_new=False)
+
+    def rewrite(self, record: Record, data: dict[str, Any], now: str, extra: Sequence[Operation]) -> Record:
+        """``record`` with a new ``data`` (version-checked: operation 0), with ``extra`` in the same
+        transaction; the record as written."""
+        self.store.transact([record_rewrite(record, data, now), *extra])
+        return record.model_copy(update={"data": data, "version": record.version + 1, "modifydate": now})
+
+    # -- an org's users ------------------------------------------------------------------------
+    def member_page(self, orgid: str, page: PageRequest) -> tuple[PageResult, list[Record]]:
+        """One page of ``orgid``'s members and their records, in member order."""
+        result = fetch_page(
+            page,
+            orgid,
+            MEMBER_COLLECTION,
+            lambda limit, after: self.store.query(
+                orgid, MEMBER_COLLECTION, limit=limit, after_sort_key=after
+            ),
+        )
+        keys = [TenantKey.parse(str(item["principal"])) for item in result.items]
+        found = self.store.batch_get(keys)
+        return result, [Record.from_item(found[k.sort]) for k in keys if k.sort in found]
+
+    def count(self, orgid: str, collection: str) -> int:
+        return int((self.store.get(counter_key(orgid, collection)) or {}).get("total", 0))
+
+    # -- an org's customers --------------------------------------------------------------------
+    def customer_page(self, orgid: str, page: PageRequest) -> tuple[PageResult, list[Record]]:
+        """One page of ``orgid``'s customers (their envelopes only), in id (creation) order."""
+        result = fetch_page(
+            page,
+            orgid,
+            CUSTOMER_COLLECTION,
+            lambda limit, after: self.store.query(
+                orgid, CUSTOMER_COLLECTION, limit=limit, after_sort_key=after
+            ),
+        )
+        return result, [Record.from_item(item) for item in result.items]
+
+    # -- brute-force protection ----------------------------------------------------------------
+    def lockout_items(self, keys: Sequence[TenantKey]) -> dict[str, dict[str, Any]]:
+        """The counters of one sign-in attempt (its email, its source's minutes), strongly consistent,
+        in one round trip, by sort key."""
+        return self.store.batch_get(keys, consistent=True)
+
+    def count_write(self, operation: Update) -> dict[str, Any]:
+        """A counter's update, and the item as it stands right after it (``ConditionFailed`` if its
+        condition does not hold)."""
+        return self.store.update(operation) or {}
+
+    def clear(self, operation: Delete) -> None:
+        self.store.delete(operation)
