@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from appengine_core.edge.http import OK_BODY, Access, HttpFunction, created
+from appengine_core.edge.http import OK_BODY, Access, HttpFunction, Ok, created
 from appengine_core.infra.paging import Page, PageRequest
 from appengine_core.keys.format import KEY_ADMIN_ROLES
 from appengine_core.keys.models import ApiKeyCreate, CreatedKey, KeyMetadata
@@ -56,7 +56,7 @@ def regenerate_key(key_id: str) -> CreatedKey:
 
 
 @api.route("DELETE", "/api-key/<key_id>", KEY_MANAGER, summary="Revoke a key at once", tags=["api keys"])
-def revoke_key(key_id: str) -> dict[str, bool]:
+def revoke_key(key_id: str) -> Ok:
     api_key_service().revoke(api.caller(), key_id)
     return OK_BODY
 

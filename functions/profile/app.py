@@ -1,4 +1,5 @@
-"""Who am I, customer self-service and staff user management (contract §4)."""
+"""Who am I, customer self-service, staff user management, customer administration and the unlock of
+emails locked by the brute-force protection (contract §4)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from appengine_core.edge.http import CUSTOMER, SIGNED_IN, Access, HttpFunction, created
+from appengine_core.edge.http import CUSTOMER, OK_BODY, SIGNED_IN, Access, HttpFunction, Ok, created
 from appengine_core.edge.metering import UsageMeter
 from appengine_core.identity.directory import CustomerProfile, NewUser
 from appengine_core.identity.profiles import (
     USER_ADMIN_ROLES,
     USER_LIST_ROLES,
+    CustomerUpdate,
     ProfileService,
+    UnlockRequest,
     UserUpdate,
     WhoAmI,
 )
@@ -26,6 +29,7 @@ app = api.app
 # Managing users takes a person's token: an API key never administers (contract §1).
 USER_ADMIN = Access(kinds=("user",), credentials=("jwt",), roles=USER_ADMIN_ROLES)
 USER_LISTING = Access(kinds=("user",), credentials=("jwt",), roles=USER_LIST_ROLES, permission="read")
+CUSTOMER_LISTING = Access(kinds=("user",), permission="read")
 
 
 @cache
@@ -72,6 +76,44 @@ def list_org_users(orgid: str) -> Page[Record]:
 )
 def update_user(user_id: str, update: UserUpdate) -> Record:
     return profile_service().update_user(api.caller(), user_id, update)
+
+
+@api.post(
+    "/user/unlock",
+    USER_ADMIN,
+    summary="Clear the failed sign-ins and the lock of a staff email",
+    tags=["users"],
+)
+def unlock_user(request: UnlockRequest) -> Ok:
+    profile_service().unlock(api.caller(), "user", request)
+    return OK_BODY
+
+
+@api.post(
+    "/customer/unlock",
+    USER_ADMIN,
+    summary="Clear the failed sign-ins and the lock of a customer email",
+    tags=["customers"],
+)
+def unlock_customer(request: UnlockRequest) -> Ok:
+    profile_service().unlock(api.caller(), "customer", request)
+    return OK_BODY
+
+
+@api.get("/customer/list", CUSTOMER_LISTING, summary="The org's customers, paged", tags=["customers"])
+def list_customers(email: Annotated[str | None, Query(max_length=320)] = None) -> Page[Record]:
+    page = PageRequest.from_query(app.current_event.query_string_parameters or {})
+    return profile_service().list_customers(api.caller(), page, email)
+
+
+@api.post(
+    "/customer/update/<customer_id>",
+    USER_ADMIN,
+    summary="Disable a customer (or enable it again)",
+    tags=["customers"],
+)
+def update_customer(customer_id: str, update: CustomerUpdate) -> Record:
+    return profile_service().update_customer(api.caller(), customer_id, update)
 
 
 @api.get(

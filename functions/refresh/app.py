@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from appengine_core.edge.http import OK_BODY, PUBLIC, Access, HttpFunction
+from appengine_core.edge.http import OK_BODY, PUBLIC, Access, HttpFunction, Ok
 from appengine_core.identity.signin import AuthService, RefreshRequest, SignInEnvelope
 
 # Sessions belong to people: an API key never signs anything out (contract §1).
@@ -36,7 +36,7 @@ def customer_refresh(request: RefreshRequest) -> SignInEnvelope:
     summary="Revoke the current session and its refresh tokens",
     tags=["sign-in"],
 )
-def sign_out() -> dict[str, bool]:
+def sign_out() -> Ok:
     auth_service().sign_out(api.caller())
     return OK_BODY
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from appengine_core.edge.http import OK_BODY, STAFF, Access, HttpFunction, created
+from appengine_core.edge.http import OK_BODY, STAFF, Access, HttpFunction, Ok, created
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.paging import Page, PageRequest
 from appengine_core.records.models import CreateRecord, FindRequest, UpdateRecord
@@ -110,7 +110,7 @@ def update_record_partially(datatype: str, record_id: str, request: UpdateRecord
     summary="Delete a record",
     tags=["repository"],
 )
-def delete_record(datatype: str, record_id: str) -> dict[str, bool]:
+def delete_record(datatype: str, record_id: str) -> Ok:
     repository().delete(api.caller(), datatype, [record_id])
     return OK_BODY
 
@@ -121,7 +121,7 @@ def delete_record(datatype: str, record_id: str) -> dict[str, bool]:
     summary="Delete several records (all or none)",
     tags=["repository"],
 )
-def delete_records(datatype: str, ids: Annotated[list[str], Body()]) -> dict[str, bool]:
+def delete_records(datatype: str, ids: Annotated[list[str], Body()]) -> Ok:
     repository().delete(api.caller(), datatype, ids)
     return OK_BODY
 

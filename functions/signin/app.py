@@ -11,6 +11,7 @@ from appengine_core.edge.guard import header
 from appengine_core.edge.http import PUBLIC, HttpFunction, created
 from appengine_core.identity.directory import NewCustomer, NewUser
 from appengine_core.identity.signin import AuthService, ClientInfo, Credentials, SignInEnvelope
+from appengine_core.keys.app_tokens import AppCredentials, AppToken, AppTokenService
 
 api = HttpFunction("signin")
 app = api.app
@@ -19,6 +20,11 @@ app = api.app
 @cache
 def auth_service() -> AuthService:
     return AuthService()
+
+
+@cache
+def app_token_service() -> AppTokenService:
+    return AppTokenService()
 
 
 def client_info() -> ClientInfo:
@@ -63,6 +69,17 @@ def user_sign_up(new: NewUser) -> Response[Any]:
         .envelope()
         .model_dump(mode="json")
     )
+
+
+@api.post(
+    "/profile/app/key",
+    PUBLIC,
+    summary="App token from an API key's credentials (AppEngine's clients)",
+    tags=["sign-in"],
+    errors=(401, 429),
+)
+def app_token(credentials: AppCredentials) -> AppToken:
+    return app_token_service().issue(api.context().orgid, credentials, client_info().source_ip)
 
 
 lambda_handler = api.handler

@@ -82,6 +82,16 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     "user-list-org": ("GET", "/user/org/acme", ACME | BEARER, None),
     "user-update": ("POST", "/user/update/user-<id>", ACME | BEARER | JSON, {"disabled": True}),
     "profile-usage": ("GET", "/profile/usage", ACME | BEARER, None),
+    "app-token": (
+        "POST",
+        "/profile/app/key",
+        ACME | JSON,
+        {"appId": "<api key id>", "key": "<api key prefix>", "secret": "<api key>"},
+    ),
+    "user-unlock": ("POST", "/user/unlock", ACME | BEARER | JSON, {"email": "reader@acme.test"}),
+    "customer-unlock": ("POST", "/customer/unlock", ACME | BEARER | JSON, {"email": "buyer@acme.test"}),
+    "customer-list": ("GET", "/customer/list?email=buyer@acme.test", ACME | BEARER, None),
+    "customer-update": ("POST", "/customer/update/customer-<id>", ACME | BEARER | JSON, {"disabled": True}),
     "repository-create": (
         "POST",
         "/repository/create",

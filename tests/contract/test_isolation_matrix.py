@@ -369,6 +369,35 @@ def target_still_plain_user(w: World, _: Any) -> bool:
     return me.status == 200 and me.json()["principal"]["data"].get("roles") == ["User"]
 
 
+def new_customer(w: World) -> dict[str, Any]:
+    """A fresh acme customer to disable: its pk and its own headers."""
+    email = f"aim-{uuid.uuid4().hex[:10]}@matrix.test"
+    signed_up = w.api.post(
+        "/profile/customer/signup", headers={"orgid": "acme"}, body={"email": email, "password": PASSWORD}
+    )
+    assert signed_up.status == 201, signed_up.text
+    pk = str(signed_up.json()["customer"]["pk"])
+    w.secrets += [pk, email]
+    return {"pk": pk, "headers": {"orgid": "acme", "authorization": "Bearer " + signed_up.json()["token"]}}
+
+
+def disable_customer(w: World, _: str, headers: dict[str, str], customer: dict[str, Any]) -> Outcome:
+    return Outcome(w.api.post(f"/customer/update/{customer['pk']}", headers=headers, body={"disabled": True}))
+
+
+def customer_still_enabled(w: World, customer: dict[str, Any]) -> bool:
+    return w.api.get("/profile/whoami", headers=customer["headers"]).status == 200
+
+
+def list_acme_customers(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    outcome = Outcome(w.api.get("/customer/list?email=buyer@acme.test", headers=headers))
+    if persona == "acme_admin" and outcome.response.status == 200:
+        found = [c["pk"] for c in outcome.response.json()["data"]]
+        if found != [w.buyer_pk] or "passwordHash" in outcome.response.text:
+            outcome.problems.append(f"acme's customer list by email shows {outcome.response.text[:300]}")
+    return outcome
+
+
 def on_key(method: str, route: str) -> Call:
     def call(w: World, _: str, headers: dict[str, str], key: dict[str, Any]) -> Outcome:
         return Outcome(w.api.request(method, route.format(key_id=key["id"]), headers=headers))
@@ -448,6 +477,19 @@ CASES: dict[tuple[str, str], Case] = {
             lambda w: {"email": f"self-{uuid.uuid4().hex[:10]}@matrix.test", "password": PASSWORD},
         ),
     ),
+    # An app token from the read key's credentials (§5): public; the caller's own credentials change nothing
+    ("POST", "/profile/app/key"): Case(
+        public(),
+        plain(
+            "POST",
+            "/profile/app/key",
+            lambda w: {
+                "appId": w.read_key_id,
+                "key": w.headers["read_key"]["x-api-key"][:12],
+                "secret": w.headers["read_key"]["x-api-key"],
+            },
+        ),
+    ),
     **{
         ("POST", path): Case(public(401), plain("POST", path, {"refreshToken": "not-a-refresh-token"}))
         for path in (
@@ -473,6 +515,22 @@ CASES: dict[tuple[str, str], Case] = {
         Rule(allowed=PERSON_ADMIN, foreign=True), update_user, intact=target_still_plain_user
     ),
     ("GET", "/profile/usage"): Case(Rule(allowed=USAGE), plain("GET", "/profile/usage?days=1")),
+    # brute-force protection and customer administration (§4): unlocking and disabling take an admin's
+    # own token; an unknown email unlocks as well as a known one.
+    **{
+        ("POST", path): Case(
+            Rule(allowed=PERSON_ADMIN),
+            plain("POST", path, lambda w: {"email": f"locked-{uuid.uuid4().hex[:8]}@matrix.test"}),
+        )
+        for path in ("/user/unlock", "/customer/unlock")
+    },
+    ("GET", "/customer/list"): Case(Rule(allowed=STAFF_READ), list_acme_customers),
+    ("POST", "/customer/update/{customer_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        disable_customer,
+        target=new_customer,
+        intact=customer_still_enabled,
+    ),
     # API keys (§5): a person's JWT only
     ("POST", "/api-key/create"): Case(
         Rule(ok=201, allowed=PERSON_ADMIN),

@@ -169,3 +169,64 @@ def test_a_tenant_root_admin_with_a_platform_user_membership_is_no_platform_root
         "AuthorizerFunction", authorizer_event(orgid="globex", Authorization=access_token(user))
     )
     assert result["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+# -- app tokens (contract §5, issue 16) ---------------------------------------------------------------
+def app_token_of(gateway: Any, owner: Record, **body: Any) -> tuple[dict[str, Any], str]:
+    from tests.integration.test_api_keys import create_key
+
+    key = create_key(gateway, owner, **body)
+    issued = gateway.post(
+        "/profile/app/key",
+        headers={"orgid": owner.orgid},
+        json={"appId": key["id"], "key": key["prefix"], "secret": key["key"]},
+    )
+    assert issued.status_code == 200, issued.text
+    return key, str(issued.json["token"])
+
+
+def test_an_app_token_alone_is_its_key_in_the_context(
+    functions: LocalLambda, gateway: Any, tenants: dict[str, Record]
+) -> None:
+    admin = tenants["acme_admin"]
+    key, token = app_token_of(gateway, admin, scopes=["read"])
+    result = functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", Authorization=token))
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    context = result["context"]
+    assert context["credential"] == "apikey" and context["apiKeyId"] == key["id"]
+    assert context["principalId"] == admin.sk and context["scopes"] == "read"
+    # With another org: denied, as the key is
+    other = functions.invoke("AuthorizerFunction", authorizer_event(orgid="globex", Authorization=token))
+    assert other["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+def test_an_app_token_beside_a_person_names_the_application_and_the_person_decides(
+    functions: LocalLambda, gateway: Any, tenants: dict[str, Record]
+) -> None:
+    key, token = app_token_of(gateway, tenants["acme_admin"], scopes=["read"])
+    buyer = tenants["acme_customer"]
+    event = authorizer_event(
+        orgid="acme", Authorization=f"Bearer {token}", **{"x-client-authorization": access_token(buyer)}
+    )
+    context = functions.invoke("AuthorizerFunction", event)["context"]
+    assert context["kind"] == "customer" and context["principalId"] == buyer.sk
+    assert context["credential"] == "jwt" and context["apiKeyId"] == key["id"] and context["scopes"] == ""
+
+
+def test_an_app_token_is_never_a_persons_token_and_a_forged_one_is_unauthorized(
+    functions: LocalLambda, gateway: Any, tenants: dict[str, Record]
+) -> None:
+    _, token = app_token_of(gateway, tenants["acme_admin"])
+    person = access_token(tenants["acme_customer"])
+    for headers in (
+        {"x-client-authorization": token},
+        {"Authorization": token[:-4] + "AAAA"},
+        {"Authorization": token[:-4] + "AAAA", "x-client-authorization": person},
+    ):
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
+            functions.invoke("AuthorizerFunction", authorizer_event(orgid="acme", **headers))
+    # And an access token is never an app token: verified as what it is
+    with pytest.raises(Exception, match="invalid token"):
+        TokenService().verify_app(person)
+    with pytest.raises(Exception, match="invalid token"):
+        TokenService().verify(token)

@@ -12,16 +12,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from appengine_core.identity.memberships import effective_membership
 from appengine_core.identity.principal import Principal
 from appengine_core.identity.sessions import session_key
-from appengine_core.identity.tokens import AccessClaims, TokenService
+from appengine_core.identity.tokens import AccessClaims, AppClaims, TokenService
 from appengine_core.infra.errors import Forbidden, Unauthorized
 from appengine_core.infra.settings import get_settings
 from appengine_core.infra.store import TenantStore
 from appengine_core.infra.tenancy import TenantKey, is_valid_orgid
 from appengine_core.keys.authenticator import KeyAuthenticator
 from appengine_core.keys.format import is_well_formed
+
+# A child of the authorizer function's logger: its lines carry the function's keys (request, principal).
+logger = Logger(service="authorizer", child=True)
 
 
 def bearer(value: str | None) -> str | None:
@@ -46,10 +51,9 @@ class AuthorizerService:
         client_token = bearer(lowered.get("x-client-authorization"))
         authorization = bearer(lowered.get("authorization"))
         if client_token and authorization:
-            # Beside a person's token, ``Authorization`` carries the calling application's credential: it
-            # is verified, never ignored (contract §1). Until app tokens exist (issue #16) the only valid
-            # credential it can hold is an access token; anything else is 401.
-            self._tokens.verify(authorization)
+            return self._person_beside_application(client_token, authorization, orgid)
+        if authorization and self._tokens.is_app_token(authorization):
+            return self._application(self._tokens.verify_app(authorization), orgid)
         person_token = client_token or authorization
         if person_token:
             return self._from_jwt(self._tokens.verify(person_token), orgid)
@@ -61,6 +65,46 @@ class AuthorizerService:
                 return Principal(kind="user", principal_id="-", orgid=None, credential="apikey", scopes=())
             return self._keys.authenticate(lowered["x-api-key"].strip(), orgid)
         raise Unauthorized()
+
+    def _application(self, claims: AppClaims, orgid: str) -> Principal:
+        """An app token alone acts exactly as its API key (contract §5): the key's item, read and
+        admitted as the key is (one read and the admission write), decides."""
+        if not is_valid_orgid(orgid):
+            # As a key: without an org the guard answers 400.
+            return Principal(kind="user", principal_id="-", orgid=None, credential="apikey", scopes=())
+        app = self._admit_application(claims, orgid)
+        logger.info("application", extra={"application": app.api_key_id, "principal": app.principal_id})
+        return app
+
+    def _person_beside_application(self, person_token: str, application: str, orgid: str) -> Principal:
+        """AppEngine's clients: the person's token in ``x-client-authorization``, the calling
+        application's in ``Authorization``. The application's credential is verified, never ignored
+        (contract §1: invalid -> 401); an app token is also counted against its key's limits (over them:
+        429, as the key), an access token is verified as such. The person's rights decide."""
+        app_claims = self._tokens.verify_app(application) if self._tokens.is_app_token(application) else None
+        if app_claims is None:
+            self._tokens.verify(application)
+        person_claims = self._tokens.verify(person_token)
+        if app_claims is None or not is_valid_orgid(orgid):
+            # Without an org the guard answers 400 before anything is counted.
+            return self._from_jwt(person_claims, orgid)
+        app = self._admit_application(app_claims, orgid)
+        person = self._from_jwt(person_claims, orgid)
+        logger.info(
+            "application beside a person",
+            extra={
+                "application": app.api_key_id,
+                "applicationPrincipal": app.principal_id,
+                "person": person.principal_id,
+                "kind": person.kind,
+            },
+        )
+        return person.model_copy(update={"api_key_id": app.api_key_id, "retry_after": app.retry_after})
+
+    def _admit_application(self, claims: AppClaims, orgid: str) -> Principal:
+        if claims.org != orgid:
+            raise Forbidden("the app token belongs to another org")
+        return self._keys.authenticate_app(claims.sub, claims.ref, orgid)
 
     def _from_jwt(self, claims: AccessClaims, orgid: str) -> Principal:
         """The principal behind a verified token, acting on ``orgid``."""

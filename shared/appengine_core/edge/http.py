@@ -99,7 +99,13 @@ def created(body: Any) -> Response[Any]:
     return json_response(201, body)
 
 
-OK_BODY = {"ok": True}
+class Ok(BaseModel):
+    """The answer of an action with no object to show (delete, revoke, sign-out, unlock): contract §2."""
+
+    ok: bool = True
+
+
+OK_BODY = Ok()
 
 
 def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -26,6 +26,8 @@ from appengine_core.infra.settings import get_settings
 
 ALGORITHM = "EdDSA"
 CACHE_SECONDS = 60
+# App tokens (AppEngine's clients' application credential) live this long; a retired key must outlive them.
+APP_TOKEN_TTL_SECONDS = 900
 _REFETCH_INTERVAL_SECONDS = 5.0
 
 
@@ -159,7 +161,8 @@ class KeyStore:
             keyset,
             now=int(time.time()),
             rotation_seconds=settings.signing_key_rotation_days * 86400,
-            retire_after_seconds=settings.access_token_ttl_seconds + 2 * CACHE_SECONDS,
+            retire_after_seconds=max(settings.access_token_ttl_seconds, APP_TOKEN_TTL_SECONDS)
+            + 2 * CACHE_SECONDS,
             force=force,
         )
         if updated is None:

@@ -2,6 +2,10 @@
 
 A token of one kind or use is never accepted as another: ``typ``, ``use`` and ``kind`` are all checked,
 the algorithm list is fixed (no ``none``, no HMAC with a public key), and issuer and audience must match.
+
+App tokens (contract §5) are JWTs of their own use (``use: "app"``, ``typ: app+jwt``), signed with the
+same keys: bound to an API key (``sub``: its id, ``ref``: its credential item's hash) and its org. They
+name no principal and no session: the key they name decides, read afresh on every request.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Literal
 import jwt
 from pydantic import BaseModel, ValidationError
 
-from appengine_core.identity.signing import ALGORITHM, KeySource, KeyStore
+from appengine_core.identity.signing import ALGORITHM, APP_TOKEN_TTL_SECONDS, KeySource, KeyStore
 from appengine_core.infra.errors import Unauthorized
 from appengine_core.infra.settings import get_settings
 
 TokenUse = Literal["access", "partial"]
 TOKEN_TYPES: dict[str, str] = {"access": "at+jwt", "partial": "partial+jwt"}
+APP_TOKEN_TYPE = "app+jwt"
 _LEEWAY_SECONDS = 30
 
 
@@ -28,6 +33,16 @@ class AccessClaims(BaseModel):
     use: TokenUse
     sid: str
     org: str | None = None  # customers only: the one org the token is valid for
+    iat: int
+    exp: int
+    jti: str
+
+
+class AppClaims(BaseModel):
+    sub: str  # the API key's id
+    ref: str  # the SHA-256 of the key's value when the token was issued: its credential item
+    org: str  # the key's org
+    use: Literal["app"]
     iat: int
     exp: int
     jti: str
@@ -71,20 +86,69 @@ class TokenService:
         )
         return token, lifetime
 
+    def issue_app(self, *, key_id: str, reference: str, orgid: str) -> tuple[str, int]:
+        """(app token, lifetime in seconds) for the API key ``key_id`` of ``orgid``."""
+        settings = get_settings()
+        now = int(time.time())
+        key = self._keys.current()
+        claims = {
+            "iss": settings.token_issuer,
+            "aud": settings.token_audience,
+            "sub": key_id,
+            "ref": reference,
+            "org": orgid,
+            "use": "app",
+            "iat": now,
+            "nbf": now,
+            "exp": now + APP_TOKEN_TTL_SECONDS,
+            "jti": secrets.token_urlsafe(12),
+        }
+        token = jwt.encode(
+            claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": APP_TOKEN_TYPE}
+        )
+        return token, APP_TOKEN_TTL_SECONDS
+
     def verify(self, token: str, *, use: TokenUse = "access") -> AccessClaims:
         """The claims of a valid token of the given use; ``Unauthorized`` for anything else."""
+        payload = self._payload(token, TOKEN_TYPES[use])
+        try:
+            claims = AccessClaims.model_validate(payload)
+        except ValidationError as exc:
+            raise Unauthorized("invalid or expired token") from exc
+        if claims.use != use or (claims.kind == "customer" and not claims.org):
+            raise Unauthorized("invalid token")
+        return claims
+
+    def verify_app(self, token: str) -> AppClaims:
+        """The claims of a valid app token; ``Unauthorized`` for anything else (an access token too)."""
+        payload = self._payload(token, APP_TOKEN_TYPE)
+        try:
+            return AppClaims.model_validate(payload)
+        except ValidationError as exc:
+            raise Unauthorized("invalid or expired token") from exc
+
+    @staticmethod
+    def is_app_token(token: str) -> bool:
+        """Whether ``token`` says it is an app token (unverified: only to pick the verification)."""
+        try:
+            return jwt.get_unverified_header(token).get("typ") == APP_TOKEN_TYPE
+        except jwt.PyJWTError:
+            return False
+
+    def _payload(self, token: str, token_type: str) -> dict[str, object]:
+        """The verified payload of a token of ``token_type``; ``Unauthorized`` for anything else."""
         settings = get_settings()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise Unauthorized("malformed token") from exc
-        if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPES[use] or not header.get("kid"):
+        if header.get("alg") != ALGORITHM or header.get("typ") != token_type or not header.get("kid"):
             raise Unauthorized("invalid token")
         key = self._keys.verification_key(str(header["kid"]))
         if key is None:
             raise Unauthorized("invalid token")
         try:
-            payload = jwt.decode(
+            payload: dict[str, object] = jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
@@ -93,9 +157,6 @@ class TokenService:
                 leeway=_LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
             )
-            claims = AccessClaims.model_validate(payload)
-        except (jwt.PyJWTError, ValidationError) as exc:
+        except jwt.PyJWTError as exc:
             raise Unauthorized("invalid or expired token") from exc
-        if claims.use != use or (claims.kind == "customer" and not claims.org):
-            raise Unauthorized("invalid token")
-        return claims
+        return payload

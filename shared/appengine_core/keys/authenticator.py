@@ -4,7 +4,9 @@ Per request the authorizer makes one transactional write: a ConditionCheck that 
 (its ``version`` is snapshotted in the key) and the rate-limit update on the key item itself (fixed
 windows per minute/hour/day; the same write records ``usageCount`` and ``lastUsedAt``), so concurrent
 requests can never admit more than the limit and a revocation, a regeneration or a changed owner is
-seen from the very next request. Imports nothing of key management (passlib, pydantic request models).
+seen from the very next request. An app token (contract §5) takes the same path on the item it names:
+one counter, one usage and one revocation for a key and all its app tokens. Imports nothing of key
+management (passlib, pydantic request models).
 """
 
 from __future__ import annotations
@@ -38,13 +40,29 @@ class KeyAuthenticator:
         principal carrying ``retry_after`` (the function answers 429: an authorizer cannot)."""
         if not is_well_formed(presented):
             raise Unauthorized("malformed API key")
-        digest = key_hash(presented)
-        key = credential_key(digest)
+        return self._authenticate(credential_key(key_hash(presented)), orgid, now)
+
+    def authenticate_app(
+        self, key_id: str, reference: str, orgid: str, now: float | None = None
+    ) -> Principal:
+        """The principal an app token acts as: exactly its API key's (contract §5), read and admitted
+        like the key itself (one read, the admission write, the same counters). ``reference`` is the
+        key's hash when the token was issued: a regenerated key no longer has it (401), a revoked or
+        expired one is refused as the key is, and so is a key whose owner is disabled in its org."""
+        if len(reference) != 64 or any(c not in "0123456789abcdef" for c in reference):
+            raise Unauthorized("malformed app token")
+        return self._authenticate(credential_key(reference), orgid, now, key_id=key_id)
+
+    def _authenticate(
+        self, key: TenantKey, orgid: str, now: float | None, *, key_id: str | None = None
+    ) -> Principal:
         for _ in range(3):
             now = now or time.time()
             item = self._store.get(key, consistent=True)
             if item is None or item.get("state") != "active":
                 raise Unauthorized("unknown or revoked API key")
+            if key_id is not None and item.get("id") != key_id:
+                raise Unauthorized("the app token names another key")
             expires = item.get("expiresAtEpoch")
             if expires is not None and int(expires) <= now:
                 raise Unauthorized("expired API key")

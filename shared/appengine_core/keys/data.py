@@ -210,6 +210,14 @@ class ApiKeyData:
         keys = [StoredKey.model_validate(item) for item in found.values() if item.get("orgid") == orgid]
         return result, keys
 
+    def credential(self, digest: str) -> dict[str, Any] | None:
+        """The credential item of the key whose value hashes to ``digest``, as stored, or None."""
+        return self.store.get(credential_key(digest), consistent=True)
+
+    def owner(self, owner_sk: str) -> dict[str, Any] | None:
+        """The User a key acts as, as stored (its per-org memberships decide what the key may do)."""
+        return self.store.get(TenantKey.parse(owner_sk), consistent=True)
+
     def count(self, orgid: str) -> int:
         return int((self.store.get(counter_key(orgid, COUNTED_AS)) or {}).get("total", 0))
 
