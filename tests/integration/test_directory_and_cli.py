@@ -8,6 +8,8 @@ import pytest
 
 from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser
 from appengine_core.infra.errors import Conflict, NotFound
+from appengine_core.infra.store import TenantStore
+from appengine_core.infra.tenancy import TenantKey
 from appengine_core.ops.cli import main as admin_cli
 from appengine_core.ops.seed import apply_seed, read_seed_file
 from appengine_core.records.writer import RecordWriter
@@ -43,7 +45,7 @@ def test_secrets_are_stored_hashed_and_never_in_the_envelope(aws_stack: dict[str
     directory = DirectoryService()
     directory.create_org("acme", "Acme")
     record = directory.create_customer("acme", NewCustomer(email="c@acme.test", password="plain-secret-pw"))
-    stored = directory.get_principal(record.sk)
+    stored = TenantStore().get(TenantKey.parse(record.sk))
     assert stored is not None
     assert stored["passwordHash"].startswith("$argon2id$")
     assert "plain-secret-pw" not in json.dumps(stored)
@@ -78,8 +80,10 @@ def test_cli_bootstraps_an_org_and_its_root_admin(
     assert code == 0
     output = json.loads(capsys.readouterr().out)
     assert output["orgCreated"] is True
-    user = DirectoryService().find_by_email("initech", "user", "boss@initech.test")
-    assert user is not None and user["data"]["memberships"]["initech"]["roles"] == ["RootAdmin"]
+    found = DirectoryService().principal_by_email("initech", "user", "boss@initech.test")
+    assert found is not None
+    user = found.record.model_dump()
+    assert user["data"]["memberships"]["initech"]["roles"] == ["RootAdmin"]
     assert "roles" not in user["data"], "new Users are written in the membership shape only"
     # A second bootstrap with the same email is a clean conflict, not a crash.
     assert (

@@ -15,6 +15,7 @@ from appengine_core.identity.directory import DirectoryService, NewUser
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.errors import Forbidden
 from appengine_core.infra.store import TenantStore, Update
+from appengine_core.infra.tenancy import TenantKey
 from appengine_core.ops.cli import main as admin_cli
 from appengine_core.ops.seed import apply_seed, read_seed_file
 
@@ -29,7 +30,7 @@ def make_legacy(record: Record, **legacy: Any) -> None:
 
 
 def stored(record: Record) -> dict[str, Any]:
-    item = DirectoryService().get_principal(record.sk, consistent=True)
+    item = TenantStore().get(TenantKey.parse(record.sk), consistent=True)
     assert item is not None
     return item
 
@@ -153,9 +154,10 @@ def test_the_seed_takes_the_old_shape_and_per_org_memberships(
     # When it is loaded
     assert apply_seed(read_seed_file(path)).created["users"] == 2
     directory = DirectoryService()
-    old = directory.find_by_email("globex", "user", "old@acme.test")
-    consultant = directory.find_by_email("globex", "user", "consultant@acme.test")
-    assert old is not None and consultant is not None
+    found_old = directory.principal_by_email("globex", "user", "old@acme.test")
+    found_consultant = directory.principal_by_email("globex", "user", "consultant@acme.test")
+    assert found_old is not None and found_consultant is not None
+    old, consultant = found_old.record.model_dump(), found_consultant.record.model_dump()
     # Then roles/permissions apply to every org of orgs, and memberships override (and add) an org
     assert old["data"]["memberships"]["globex"] == {
         "roles": ["ContentAdmin"],

@@ -76,9 +76,7 @@ def test_the_author_may_update_and_delete_its_own_record(gateway: Any, tenants: 
     )
     from tests.integration.conftest import access_token_for
 
-    writer_record = Record.from_item(
-        DirectoryService().find_by_email("acme", "user", "writer@acme.test") or {}
-    )
+    writer_record = user_record("writer@acme.test")
     writer = {"orgid": "acme", "authorization": f"Bearer {access_token_for(writer_record)}"}
     own = create(gateway, writer, data={"a": 1}).json
     theirs = create(gateway, bearer_for(tenants["acme_admin"]), data={"a": 1}).json
@@ -134,9 +132,7 @@ def test_publishing_needs_approve_and_review_needs_review(gateway: Any, tenants:
     )
     from tests.integration.conftest import access_token_for
 
-    editor_record = Record.from_item(
-        DirectoryService().find_by_email("acme", "user", "editor@acme.test") or {}
-    )
+    editor_record = user_record("editor@acme.test")
     editor = {"orgid": "acme", "authorization": f"Bearer {access_token_for(editor_record)}"}
     draft = create(gateway, editor, data={"t": 1}, state="draft").json
     to_review = gateway.post(
@@ -344,3 +340,9 @@ def test_payload_may_carry_its_own_name_and_state(gateway: Any, admin: dict[str,
         response.json["data"] == {"name": "Mug", "state": "in stock", "id": "ext-1"}
         and response.json["name"] == "Mug"
     )
+
+
+def user_record(email: str) -> Record:
+    found = DirectoryService().principal_by_email("acme", "user", email)
+    assert found is not None
+    return found.record

@@ -15,7 +15,9 @@ def user_with_roles(roles: list[str]) -> dict[str, str]:
         "acme",
         NewUser(email=f"{'-'.join(roles).lower()}@acme.test", password="role-pass-123", roles=roles),
     )
-    record = Record.from_item(DirectoryService().find_by_email("acme", "user", created.data["email"]) or {})
+    found = DirectoryService().principal_by_email("acme", "user", created.data["email"])
+    assert found is not None
+    record = found.record
     return {"orgid": "acme", "authorization": f"Bearer {access_token_for(record)}"}
 
 

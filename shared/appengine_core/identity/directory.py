@@ -270,17 +270,6 @@ class DirectoryService:
         stored = self._data.principal(principal_sk, consistent=consistent)
         return stored.record if stored else None
 
-    def find_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> dict[str, Any] | None:
-        """The stored item as it is, secrets included (operator tooling and tests; services use
-        ``principal_by_email``)."""
-        sk = self._sk_by_email(orgid, kind, email)
-        return self._data.principal_item(sk) if sk else None
-
-    def get_principal(self, principal_sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
-        """The stored item as it is, secrets included (operator tooling and tests; services use
-        ``principal``)."""
-        return self._data.principal_item(principal_sk, consistent=consistent)
-
     def _sk_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> str | None:
         try:
             normalized = normalize_email(email)
