@@ -29,6 +29,8 @@ def api_key_service() -> ApiKeyService:
     KEY_MANAGER,
     summary="Create a key; its plaintext is in this answer only",
     tags=["api keys"],
+    status_code=201,
+    answers=CreatedKey,
 )
 def create_key(request: ApiKeyCreate) -> Response[Any]:
     return created(api_key_service().create(api.caller(), request).model_dump(mode="json"))

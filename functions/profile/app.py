@@ -57,7 +57,14 @@ def update_customer_profile(changes: CustomerProfile) -> Record:
     return profile_service().update_customer_profile(api.caller(), changes)
 
 
-@api.post("/user/create", USER_ADMIN, summary="Create a staff user in this org", tags=["users"])
+@api.post(
+    "/user/create",
+    USER_ADMIN,
+    summary="Create a staff user in this org",
+    tags=["users"],
+    status_code=201,
+    answers=Record,
+)
 def create_user(new: NewUser) -> Response[Any]:
     return created(profile_service().create_user(api.caller(), new).model_dump(mode="json"))
 

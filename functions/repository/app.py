@@ -24,13 +24,22 @@ def repository() -> RepositoryService:
     return RepositoryService()
 
 
-@api.post("/repository/create", STAFF, summary="Create a record", tags=["repository"])
+@api.post(
+    "/repository/create",
+    STAFF,
+    summary="Create a record",
+    tags=["repository"],
+    status_code=201,
+    answers=Record,
+)
 @api.route(
     "PUT",
     "/repository/create",
     STAFF,
     summary="Create a record (PUT, as AppEngine's clients send it)",
     tags=["repository"],
+    status_code=201,
+    answers=Record,
 )
 def create_record(request: CreateRecord) -> Response[Any]:
     return created(repository().create(api.caller(), request).model_dump(mode="json"))
@@ -41,6 +50,8 @@ def create_record(request: CreateRecord) -> Response[Any]:
     STAFF,
     summary="Create a record; the body is its data",
     tags=["repository"],
+    status_code=201,
+    answers=Record,
 )
 @api.route(
     "PUT",
@@ -48,6 +59,8 @@ def create_record(request: CreateRecord) -> Response[Any]:
     STAFF,
     summary="Create a record; the body is its data",
     tags=["repository"],
+    status_code=201,
+    answers=Record,
 )
 def create_record_of(datatype: str, data: Annotated[dict[str, Any], Body()]) -> Response[Any]:
     payload = {k: v for k, v in data.items() if k != "isNew"}

@@ -46,7 +46,14 @@ def customer_sign_in(credentials: Credentials) -> SignInEnvelope:
     return auth_service().sign_in("customer", api.context().orgid, credentials, client_info()).envelope()
 
 
-@api.post("/profile/customer/signup", PUBLIC, summary="Customer sign-up", tags=["sign-in"])
+@api.post(
+    "/profile/customer/signup",
+    PUBLIC,
+    summary="Customer sign-up",
+    tags=["sign-in"],
+    status_code=201,
+    answers=SignInEnvelope,
+)
 def customer_sign_up(new: NewCustomer) -> Response[Any]:
     return created(
         auth_service()
@@ -61,6 +68,8 @@ def customer_sign_up(new: NewCustomer) -> Response[Any]:
     PUBLIC,
     summary="Staff self sign-up (org setting allowUserSignup)",
     tags=["sign-in"],
+    status_code=201,
+    answers=SignInEnvelope,
 )
 def user_sign_up(new: NewUser) -> Response[Any]:
     return created(

@@ -399,12 +399,20 @@ class HttpFunction:
         self._usage_meter: UsageMeter | None = None
 
     def route(
-        self, method: str, path: str, access: Access, *, errors: Collection[int] = (), **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        access: Access,
+        *,
+        errors: Collection[int] = (),
+        answers: type[BaseModel] | None = None,
+        **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Registers a route with its ``Access``; the OpenAPI document gets, from the same ``Access`` and
         the handler's signature, every error status the route can answer (``errors`` adds statuses its
-        service decides), the credentials it takes and its ``orgid`` header. ``responses`` and
-        ``security`` given here win over the derived ones."""
+        service decides), the credentials it takes and its ``orgid`` header. ``answers`` names the body's
+        model where the handler returns a ``Response`` (to choose its status), which Powertools cannot
+        read from the signature. ``responses`` and ``security`` given here win over the derived ones."""
         method = method.upper()
         # Powertools writes path parameters as <name>; API Gateway's resource (and the template) as {name}.
         resource = re.sub(r"<(\w+)>", r"{\1}", path)
@@ -423,6 +431,9 @@ class HttpFunction:
                 code: {"description": "Created" if code == 201 else kwargs.get("response_description", "OK")}
                 for code in ((status,) if status else created_or_not)
             }  # no content: Powertools documents the handler's return type
+            if answers is not None:
+                for code in responses:
+                    responses[code]["content"] = {"application/json": {"model": answers}}
             responses |= error_responses(statuses | set(errors))
             responses |= kwargs.get("responses") or {}
             options = kwargs | {
