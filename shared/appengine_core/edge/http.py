@@ -33,12 +33,20 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, O
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from appengine_core.edge.guard import ORGID_HEADER, require_orgid, require_principal, require_scope
 from appengine_core.edge.metering import UsageMeter
 from appengine_core.identity.principal import Caller, Principal, require_permission, require_role
-from appengine_core.infra.errors import DomainError, Forbidden, RateLimited, Unauthorized, http_status_of
+from appengine_core.infra import aws
+from appengine_core.infra.errors import (
+    DomainError,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    http_status_of,
+)
 from appengine_core.infra.tenancy import ORGID_PATTERN
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -118,7 +126,8 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, st
 
 def domain_error_response(error: DomainError, request_id: str) -> Response[Any]:
     status = http_status_of(error)
-    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RateLimited) else {}
+    retry_after = getattr(error, "retry_after_seconds", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
     return json_response(
         status, error_body(status, error.code, error.message, request_id, error.details), headers
     )
@@ -250,6 +259,19 @@ def create_resolver(logger: Logger) -> DocumentedResolver:
     def _no_route(_: NotFoundError) -> Response[Any]:
         return json_response(404, error_body(404, "not_found", "no such route", _request_id(app)))
 
+    @app.exception_handler([ClientError, BotoCoreError])
+    def _aws_failed(error: Exception) -> Response[Any]:
+        if not aws.is_transient(error):
+            return internal_error()
+        # botocore's retries ran out: tell the client when to try again instead of failing with 500.
+        logger.warning(
+            "AWS unavailable", extra={"error": type(error).__name__, "code": aws.client_error_code(error)}
+        )
+        unavailable = ServiceUnavailable(
+            "a backing service is briefly unavailable; retry", retry_after_seconds=1
+        )
+        return domain_error_response(unavailable, _request_id(app))
+
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response[Any]:
         return internal_error()
@@ -300,6 +322,7 @@ _ERROR_DESCRIPTIONS = {
     422: "`validation_error`: the body or parameters are invalid (`details` names each problem)",
     429: "`rate_limited`: too many requests; `Retry-After` says when to try again",
     500: "`internal_error`: unexpected; the `requestId` finds it in the logs",
+    503: "`service_unavailable`: AWS is briefly overloaded or out of reach; retry after `Retry-After`",
 }
 _RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
@@ -309,7 +332,7 @@ _WITH_BODY = ("POST", "PUT", "PATCH")
 
 def documented_errors(path: str, access: Access, *, takes_input: bool, takes_body: bool) -> set[int]:
     """The error statuses a route can answer, from its ``Access`` and its inputs (contract §1)."""
-    statuses = {500}
+    statuses = {500, 503}  # 503: AWS still overloaded after retries (Retry-After)
     if access.public and not access.orgid_required and not takes_input:
         return statuses  # health, JWKS: nothing to refuse
     statuses.add(422)
@@ -336,7 +359,7 @@ def error_responses(statuses: Collection[int]) -> dict[int, OpenAPIResponse]:
             "description": _ERROR_DESCRIPTIONS.get(status, "an error"),
             "content": {content_types.APPLICATION_JSON: {"model": model}},
         }
-        if status == 429:
+        if status in (429, 503):
             response["headers"] = _RETRY_AFTER
         responses[status] = response
     return responses

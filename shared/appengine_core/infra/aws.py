@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
@@ -70,3 +71,31 @@ def reset_clients() -> None:
 
 def client_error_code(error: Any) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+# What DynamoDB, KMS, Secrets Manager or EventBridge answer when they are briefly overloaded or out of
+# reach. botocore already retried these (standard mode, bounded attempts); when they still fail, the
+# caller gets 503 with Retry-After, never a 500.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+        "KMSInternalException",
+        "InternalServiceError",
+    }
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for an AWS failure worth retrying later: throttling, a service error, a network fault."""
+    if isinstance(error, ClientError):
+        return client_error_code(error) in TRANSIENT_ERROR_CODES
+    return isinstance(error, ConnectionError | HTTPClientError)

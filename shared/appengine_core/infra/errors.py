@@ -78,6 +78,10 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     default_message = "the service is not ready"
 
+    def __init__(self, message: str | None = None, *, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
 
 # The one table from domain error to HTTP status.
 HTTP_STATUS: dict[type[DomainError], int] = {
