@@ -4,9 +4,10 @@ key. Key admins see and revoke every key of the org, others their own; only the 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from appengine_core.edge.http import OK_BODY, Access, HttpFunction, Ok, created
 from appengine_core.infra.paging import Page, PageRequest
@@ -16,6 +17,7 @@ from appengine_core.keys.service import ApiKeyService
 
 api = HttpFunction("api_keys")
 app = api.app
+KeyIdParam = Annotated[str, Path(min_length=1, max_length=64)]
 KEY_MANAGER = Access(kinds=("user",), credentials=("jwt",), roles=KEY_ADMIN_ROLES, or_permission="create")
 
 
@@ -43,7 +45,7 @@ def list_keys() -> Page[KeyMetadata]:
 
 
 @api.get("/api-key/<key_id>", KEY_MANAGER, summary="One key's metadata", tags=["api keys"])
-def get_key(key_id: str) -> KeyMetadata:
+def get_key(key_id: KeyIdParam) -> KeyMetadata:
     return api_key_service().get(api.caller(), key_id)
 
 
@@ -53,12 +55,12 @@ def get_key(key_id: str) -> KeyMetadata:
     summary="New plaintext; the old one stops at once",
     tags=["api keys"],
 )
-def regenerate_key(key_id: str) -> CreatedKey:
+def regenerate_key(key_id: KeyIdParam) -> CreatedKey:
     return api_key_service().regenerate(api.caller(), key_id)
 
 
 @api.route("DELETE", "/api-key/<key_id>", KEY_MANAGER, summary="Revoke a key at once", tags=["api keys"])
-def revoke_key(key_id: str) -> Ok:
+def revoke_key(key_id: KeyIdParam) -> Ok:
     api_key_service().revoke(api.caller(), key_id)
     return OK_BODY
 
