@@ -1,5 +1,5 @@
-"""Who am I, customer self-service, staff user management, customer administration and the unlock of
-emails locked by the brute-force protection (contract §4)."""
+"""Who am I, customer self-service, staff user management, customer administration, the unlock of
+emails locked by the brute-force protection, and sessions and devices (contract §4)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from appengine_core.edge.http import CUSTOMER, OK_BODY, SIGNED_IN, Access, HttpFunction, Ok, created
 from appengine_core.edge.metering import UsageMeter
+from appengine_core.identity.devices import SessionService, SessionView
 from appengine_core.identity.directory import CustomerProfile, NewUser
 from appengine_core.identity.profiles import (
     USER_ADMIN_ROLES,
@@ -30,11 +31,19 @@ app = api.app
 USER_ADMIN = Access(kinds=("user",), credentials=("jwt",), roles=USER_ADMIN_ROLES)
 USER_LISTING = Access(kinds=("user",), credentials=("jwt",), roles=USER_LIST_ROLES, permission="read")
 CUSTOMER_LISTING = Access(kinds=("user",), permission="read")
+# Sessions are a person's: its own with its own token; the org's admins, with theirs (never a key).
+OWN_SESSIONS = Access(credentials=("jwt",))
+SESSION_ADMIN = Access(kinds=("user",), credentials=("jwt",), roles=USER_ADMIN_ROLES)
 
 
 @cache
 def profile_service() -> ProfileService:
     return ProfileService()
+
+
+@cache
+def session_service() -> SessionService:
+    return SessionService()
 
 
 @cache
@@ -132,6 +141,83 @@ def update_customer(customer_id: str, update: CustomerUpdate) -> Record:
 def usage(days: Annotated[int, Query(ge=1, le=90)] = 30) -> Page[dict[str, Any]]:
     rows = usage_meter().daily(api.caller().orgid, days)
     return Page[dict[str, Any]](data=rows, total=len(rows), page=1, pageSize=days, hasNext=False, next=None)
+
+
+# -- sessions and devices (§4) -----------------------------------------------------------------------
+def _page() -> PageRequest:
+    return PageRequest.from_query(app.current_event.query_string_parameters or {})
+
+
+@api.get(
+    "/profile/security/sessions",
+    OWN_SESSIONS,
+    summary="The caller's active sessions (current: the one of this call)",
+    tags=["sessions"],
+)
+def own_sessions() -> Page[SessionView]:
+    return session_service().own_sessions(api.caller(), _page())
+
+
+@api.route(
+    "DELETE",
+    "/profile/security/sessions/<session_id>",
+    OWN_SESSIONS,
+    summary="Revoke one of the caller's sessions",
+    tags=["sessions"],
+)
+def revoke_own_session(session_id: str) -> Ok:
+    session_service().revoke_own(api.caller(), session_id)
+    return OK_BODY
+
+
+@api.post(
+    "/profile/security/sessions/revoke-others",
+    OWN_SESSIONS,
+    summary="Revoke every session of the caller but the one of this call",
+    tags=["sessions"],
+)
+def revoke_other_sessions() -> Ok:
+    session_service().revoke_others(api.caller())
+    return OK_BODY
+
+
+@api.get("/user/<user_id>/sessions", SESSION_ADMIN, summary="A user's active sessions", tags=["sessions"])
+def user_sessions(user_id: str) -> Page[SessionView]:
+    return session_service().user_sessions(api.caller(), user_id, _page())
+
+
+@api.route(
+    "DELETE",
+    "/user/<user_id>/sessions/<session_id>",
+    SESSION_ADMIN,
+    summary="Revoke a session of a user of this org",
+    tags=["sessions"],
+)
+def revoke_user_session(user_id: str, session_id: str) -> Ok:
+    session_service().revoke_user_session(api.caller(), user_id, session_id)
+    return OK_BODY
+
+
+@api.get(
+    "/customer/<customer_id>/sessions",
+    SESSION_ADMIN,
+    summary="A customer's active sessions",
+    tags=["sessions"],
+)
+def customer_sessions(customer_id: str) -> Page[SessionView]:
+    return session_service().customer_sessions(api.caller(), customer_id, _page())
+
+
+@api.route(
+    "DELETE",
+    "/customer/<customer_id>/sessions/<session_id>",
+    SESSION_ADMIN,
+    summary="Revoke a session of a customer of this org",
+    tags=["sessions"],
+)
+def revoke_customer_session(customer_id: str, session_id: str) -> Ok:
+    session_service().revoke_customer_session(api.caller(), customer_id, session_id)
+    return OK_BODY
 
 
 lambda_handler = api.handler

@@ -92,6 +92,18 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     "customer-unlock": ("POST", "/customer/unlock", ACME | BEARER | JSON, {"email": "buyer@acme.test"}),
     "customer-list": ("GET", "/customer/list?email=buyer@acme.test", ACME | BEARER, None),
     "customer-update": ("POST", "/customer/update/customer-<id>", ACME | BEARER | JSON, {"disabled": True}),
+    "sessions-own": ("GET", "/profile/security/sessions", ACME | BEARER, None),
+    "sessions-own-revoke": ("DELETE", "/profile/security/sessions/<session id>", ACME | BEARER, None),
+    "sessions-revoke-others": ("POST", "/profile/security/sessions/revoke-others", ACME | BEARER, None),
+    "sessions-user": ("GET", "/user/user-<id>/sessions", ACME | BEARER, None),
+    "sessions-user-revoke": ("DELETE", "/user/user-<id>/sessions/<session id>", ACME | BEARER, None),
+    "sessions-customer": ("GET", "/customer/customer-<id>/sessions", ACME | BEARER, None),
+    "sessions-customer-revoke": (
+        "DELETE",
+        "/customer/customer-<id>/sessions/<session id>",
+        ACME | BEARER,
+        None,
+    ),
     "repository-create": (
         "POST",
         "/repository/create",

@@ -398,6 +398,55 @@ def list_acme_customers(w: World, persona: str, headers: dict[str, str], _: Any)
     return outcome
 
 
+def own_session_id(w: World, headers: dict[str, str]) -> str:
+    """The id of the session of ``headers`` (an unknown id where the persona may not list sessions)."""
+    listed = w.api.get("/profile/security/sessions", headers=headers)
+    if listed.status != 200:
+        return "0" * 32
+    return str(next(s["id"] for s in listed.json()["data"] if s["current"]))
+
+
+def revoke_own_session(w: World, persona: str, headers: dict[str, str], _: Any) -> Outcome:
+    # A fresh session of the persona's own is revoked, never the one the other cells use.
+    session_id = own_session_id(w, w.fresh_session[persona]())
+    return Outcome(w.api.request("DELETE", f"/profile/security/sessions/{session_id}", headers=headers))
+
+
+def session_target(sign_in_headers: Callable[[World], dict[str, str]]) -> Callable[[World], dict[str, Any]]:
+    def target(w: World) -> dict[str, Any]:
+        headers = sign_in_headers(w)
+        return {"headers": headers, "id": own_session_id(w, headers)}
+
+    return target
+
+
+def target_user_session(w: World) -> dict[str, str]:
+    return bearer(w.api, str(w.target["data"]["email"]), PASSWORD, "acme")
+
+
+def session_alive(w: World, target: dict[str, Any]) -> bool:
+    return w.api.get("/profile/whoami", headers=target["headers"]).status == 200
+
+
+def revoke_user_session(w: World, _: str, headers: dict[str, str], target: dict[str, Any]) -> Outcome:
+    path = f"/user/{w.target['pk']}/sessions/{target['id']}"
+    return Outcome(w.api.request("DELETE", path, headers=headers))
+
+
+def new_customer_session(w: World) -> dict[str, Any]:
+    customer = new_customer(w)
+    return {
+        "pk": customer["pk"],
+        "headers": customer["headers"],
+        "id": own_session_id(w, customer["headers"]),
+    }
+
+
+def revoke_customer_session(w: World, _: str, headers: dict[str, str], target: dict[str, Any]) -> Outcome:
+    path = f"/customer/{target['pk']}/sessions/{target['id']}"
+    return Outcome(w.api.request("DELETE", path, headers=headers))
+
+
 def on_key(method: str, route: str) -> Call:
     def call(w: World, _: str, headers: dict[str, str], key: dict[str, Any]) -> Outcome:
         return Outcome(w.api.request(method, route.format(key_id=key["id"]), headers=headers))
@@ -530,6 +579,34 @@ CASES: dict[tuple[str, str], Case] = {
         disable_customer,
         target=new_customer,
         intact=customer_still_enabled,
+    ),
+    # sessions and devices (§4): a person's own with its own token; an org admin's for its Users and
+    # Customers. revoke-others keeps the calling session: the one the other cells use.
+    ("GET", "/profile/security/sessions"): Case(
+        Rule(allowed=PERSONS), plain("GET", "/profile/security/sessions")
+    ),
+    ("DELETE", "/profile/security/sessions/{session_id}"): Case(Rule(allowed=PERSONS), revoke_own_session),
+    ("POST", "/profile/security/sessions/revoke-others"): Case(
+        Rule(allowed=PERSONS), plain("POST", "/profile/security/sessions/revoke-others")
+    ),
+    ("GET", "/user/{user_id}/sessions"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True), plain("GET", lambda w: f"/user/{w.target['pk']}/sessions")
+    ),
+    ("DELETE", "/user/{user_id}/sessions/{session_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        revoke_user_session,
+        target=session_target(target_user_session),
+        intact=session_alive,
+    ),
+    ("GET", "/customer/{customer_id}/sessions"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        plain("GET", lambda w: f"/customer/{w.buyer_pk}/sessions"),
+    ),
+    ("DELETE", "/customer/{customer_id}/sessions/{session_id}"): Case(
+        Rule(allowed=PERSON_ADMIN, foreign=True),
+        revoke_customer_session,
+        target=new_customer_session,
+        intact=session_alive,
     ),
     # API keys (§5): a person's JWT only
     ("POST", "/api-key/create"): Case(

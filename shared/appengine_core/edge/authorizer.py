@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 
 from appengine_core.identity.memberships import effective_membership
 from appengine_core.identity.principal import Principal
-from appengine_core.identity.sessions import session_key
+from appengine_core.identity.sessions import SessionStore, session_key
 from appengine_core.identity.tokens import AccessClaims, AppClaims, TokenService
 from appengine_core.infra.errors import Forbidden, Unauthorized
 from appengine_core.infra.settings import get_settings
@@ -44,6 +44,12 @@ class AuthorizerService:
         self._tokens = tokens or TokenService()
         self._store = store or TenantStore()
         self._keys = KeyAuthenticator(self._store)
+        self._sessions = SessionStore(self._store)
+
+    def _seen(self, home_orgid: str, session_id: str, session: dict[str, Any]) -> None:
+        """``lastSeenAt`` for the sessions list: at most one conditional write per session per minute (the
+        session item just read tells whether a minute has passed), never a refusal if it fails."""
+        _never_fails(lambda: self._sessions.touch(home_orgid, session_id, session))
 
     def decide(self, headers: Mapping[str, str]) -> Principal:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -131,6 +137,7 @@ class AuthorizerService:
             or session.get("kind") != claims.kind
         ):
             raise Unauthorized()
+        self._seen(key.orgid, claims.sid, session)
         if claims.kind == "customer":
             if claims.org != key.orgid:
                 raise Unauthorized()
@@ -140,6 +147,14 @@ class AuthorizerService:
                 raise Forbidden("the credential may not act on this org")
             return Principal(kind="customer", principal_id=claims.sub, orgid=orgid, session_id=claims.sid)
         return user_principal(claims.sub, data, orgid, session_id=claims.sid)
+
+
+def _never_fails(write: Any) -> None:
+    try:
+        write()
+    except Exception:
+        # A session's lastSeenAt is a convenience for its owner; it must never refuse a request.
+        logger.warning("session lastSeenAt not written", exc_info=True)
 
 
 def user_principal(

@@ -46,6 +46,7 @@ from appengine_core.infra.errors import (
     ServiceUnavailable,
     Unauthorized,
     http_status_of,
+    invalid_field,
 )
 from appengine_core.infra.tenancy import ORGID_PATTERN
 
@@ -386,6 +387,17 @@ def _inputs(method: str, path: str, func: Callable[..., Any]) -> tuple[bool, boo
     return bool(path_names or others), body
 
 
+def _takes_array(func: Callable[..., Any]) -> bool:
+    annotations = [p.annotation for p in inspect.signature(func).parameters.values()]
+    return any(
+        (a if isinstance(a, str) else repr(a))
+        .removeprefix("typing.")
+        .removeprefix("Annotated[")
+        .startswith("list[")
+        for a in annotations
+    )
+
+
 def _is_query_or_header(annotation: Any) -> bool:
     text = annotation if isinstance(annotation, str) else repr(annotation)
     return "Query(" in text or "Header(" in text
@@ -419,6 +431,8 @@ class HttpFunction:
         self.metrics = Metrics(namespace="AppEngine", service=service)
         self.app: DocumentedResolver = create_resolver(self.logger)
         self._access: dict[tuple[str, str], Access] = {}
+        # Routes whose body is a JSON array (bulk delete); every other body is an object.
+        self._array_bodies: set[tuple[str, str]] = set()
         self._usage_meter: UsageMeter | None = None
 
     def route(
@@ -447,6 +461,8 @@ class HttpFunction:
 
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             takes_input, takes_body = _inputs(method, path, func)
+            if takes_body and _takes_array(func):
+                self._array_bodies.add((method, resource))
             status = kwargs.get("status_code")
             created_or_not = (200, 201) if method in _WITH_BODY and _returns_response(func) else (200,)
             statuses = documented_errors(resource, access, takes_input=takes_input, takes_body=takes_body)
@@ -501,9 +517,18 @@ class HttpFunction:
         return context.principal, context.orgid
 
     def _check_access(self, event: dict[str, Any]) -> RequestContext | None:
-        access = self._access.get((str(event.get("httpMethod", "")).upper(), str(event.get("resource", ""))))
+        route = (str(event.get("httpMethod", "")).upper(), str(event.get("resource", "")))
+        access = self._access.get(route)
         if access is None:
             return None  # no such route: the resolver answers 404
+        context = self._admit(event, access)
+        body = event.get("body")
+        if isinstance(body, str) and body.lstrip().startswith("[") and route not in self._array_bodies:
+            # Powertools would read the first element of an array as the object a route takes.
+            raise invalid_field("body", "must be a JSON object")
+        return context
+
+    def _admit(self, event: dict[str, Any], access: Access) -> RequestContext:
         proxy = APIGatewayProxyEvent(event)
         if access.public:
             orgid = require_orgid(proxy) if access.orgid_required else ""

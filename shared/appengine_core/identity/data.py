@@ -11,7 +11,9 @@ Layout (all keys tenant-scoped, see ``tenancy``):
                        resolves a user id within an org), counted in ``<org>:#count:user``
 - Customer record:     ``<org>:customer:<id>``; email index ``<org>:#customer-email:<email>``
 - session:             ``<home org>:#session:<sid>``; spent refresh hashes
-                       ``<home org>:#refresh-spent:<sid>:<hash>``
+                       ``<home org>:#refresh-spent:<sid>:<hash>``; a principal's sessions, indexed
+                       ``<home org>:#principal-session:<kind>:<principal id>:<sid>`` (written with the
+                       session, removed when a listing route revokes it, gone by TTL when it expires)
 - sign-in failures:    ``<org>:#signin-failures:<kind>:<email>`` (recent failure stamps, the lock and
                        its escalation level; see ``lockout``); per source
                        ``<org>:#signin-source:<ip>:<epoch minute>`` (that minute's failures, a block)
@@ -47,6 +49,7 @@ ORG_COLLECTION = "#org"
 MEMBER_COLLECTION = "#member"
 SESSION_COLLECTION = "#session"
 SPENT_COLLECTION = "#refresh-spent"
+PRINCIPAL_SESSION_COLLECTION = "#principal-session"
 FAILURES_COLLECTION = "#signin-failures"
 SOURCE_COLLECTION = "#signin-source"
 CUSTOMER_COLLECTION = "customer"
@@ -75,6 +78,21 @@ def session_key(home_orgid: str, session_id: str) -> TenantKey:
 
 def spent_key(home_orgid: str, session_id: str, digest: str) -> TenantKey:
     return TenantKey(home_orgid, SPENT_COLLECTION, f"{session_id}:{digest}")
+
+
+def principal_session_prefix(principal_sk: str) -> str:
+    """The sort-key prefix of the index items of ``principal_sk``'s sessions (in its home org)."""
+    return principal_session_key(principal_sk, "-").sort[:-1]
+
+
+def principal_session_key(principal_sk: str, session_id: str) -> TenantKey:
+    """The index item that lists session ``session_id`` among ``principal_sk``'s sessions."""
+    principal = TenantKey.parse(principal_sk)
+    return TenantKey(
+        principal.orgid,
+        PRINCIPAL_SESSION_COLLECTION,
+        f"{principal.collection}:{principal.item_id}:{session_id}",
+    )
 
 
 def failures_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
@@ -182,6 +200,19 @@ def new_session(key: TenantKey, attributes: Mapping[str, Any], refresh_hash: str
     return Put(key, dict(attributes) | {"refreshHash": refresh_hash, TTL_ATTRIBUTE: expires_at})
 
 
+def session_listing(principal_sk: str, session_id: str, expires_at: int) -> Put:
+    """The index item of a new session, kept (by TTL) as long as the session."""
+    return Put(
+        principal_session_key(principal_sk, session_id),
+        {"session": session_id, TTL_ATTRIBUTE: expires_at},
+    )
+
+
+def session_unlisted(principal_sk: str, session_id: str) -> Delete:
+    """A revoked session's index item, gone (whether or not it was still there)."""
+    return Delete(principal_session_key(principal_sk, session_id))
+
+
 def rotation(key: TenantKey, *, current: str, presented: str, successor: str, now: float) -> Update:
     """The session's current token becomes ``successor``, only if it still is ``current`` and the
     session is not revoked; ``presented`` stays the previous token for the grace window."""
@@ -222,6 +253,17 @@ def grace_sibling(
             " AND (attribute_not_exists(siblingHashes) OR size(siblingHashes) < :max)"
             f" AND {_NOT_REVOKED}"
         ),
+    )
+
+
+def seen(key: TenantKey, now: int, every_seconds: int) -> Update:
+    """The session's ``lastSeenAt`` moved to ``now``, only if it is at least ``every_seconds`` old and
+    the session is active (so a session is written at most once per ``every_seconds``)."""
+    return Update(
+        key,
+        "SET lastSeenAt = :now",
+        values={":now": now, ":stale": now - every_seconds, ":no": True},
+        condition=f"attribute_exists(PK) AND lastSeenAt <= :stale AND expiresAt > :now AND {_NOT_REVOKED}",
     )
 
 

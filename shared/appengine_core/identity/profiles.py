@@ -99,7 +99,7 @@ class WhoAmI(BaseModel):
     principal: Record
 
 
-def _resolve_user_id(path_id: str) -> str | None:
+def resolve_user_id(path_id: str) -> str | None:
     """A user's id from its ``pk`` (``user-<id>``) or ``sk`` (``<home>:user:<id>``)."""
     if path_id.startswith("user-"):
         return path_id[5:] or None
@@ -185,7 +185,7 @@ class ProfileService:
     def update_user(self, caller: Caller, path_id: str, update: UserUpdate) -> Record:
         actor, orgid = caller.principal, caller.orgid
         require_role(actor, *USER_ADMIN_ROLES)
-        user_id = _resolve_user_id(path_id)
+        user_id = resolve_user_id(path_id)
         user_sk = self._directory.member_sk(orgid, user_id) if user_id else None
         if user_sk is None or (":" in path_id and path_id != user_sk):
             raise NotFound("no such user in this org")

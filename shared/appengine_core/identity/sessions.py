@@ -9,6 +9,9 @@ hash in ``<home org>:#refresh-spent:<sid>:<hash>`` in the same transaction, kept
 expires. Any other string naming the session (the id is in every access token, so anyone may forge the
 shape) is a plain refusal that revokes nothing. Access tokens carry the session id, and the authorizer
 reads the session on every request, so revocation holds from the next request.
+
+Each session also has an index item under its principal (``data.principal_session_key``), written in
+the same transaction, so that a principal's sessions are listed with one Query, never a Scan.
 """
 
 from __future__ import annotations
@@ -23,24 +26,35 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from appengine_core.identity.data import PrincipalKind as PrincipalKind
 from appengine_core.identity.data import (
+    PRINCIPAL_SESSION_COLLECTION,
     grace_sibling,
     new_session,
+    principal_session_prefix,
     revocation,
     rotation,
+    seen,
+    session_listing,
+    session_unlisted,
     spent_mark,
 )
+from appengine_core.identity.data import PrincipalKind as PrincipalKind
 from appengine_core.identity.data import session_key as session_key
 from appengine_core.identity.data import spent_key as spent_key
+from appengine_core.infra.paging import PageRequest, PageResult, fetch_page
 from appengine_core.infra.store import ConditionFailed, Put, TenantStore, TransactionCollided
 from appengine_core.infra.tenancy import TenantKey, is_valid_orgid
 
 REFRESH_GRACE_SECONDS = 10
+# lastSeenAt is written at most once a minute per session.
+LAST_SEEN_EVERY_SECONDS = 60
 # Grace siblings per rotation: bounds the session item and the transaction that retires them.
 MAX_SIBLINGS = 32
 # A transaction holds at most 100 operations: the session update and the spent hashes it records.
 _MAX_SPENT_PER_ROTATION = 99
+# revoke-others: at most this many sessions of a principal are revoked in one call.
+MAX_SESSIONS_REVOKED = 1000
+SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _TOKEN = re.compile(
     r"^(?P<org>[a-z0-9][a-z0-9-]{1,62})\.(?P<sid>[0-9a-f]{32})\.(?P<secret>[A-Za-z0-9_-]{43})$"
 )
@@ -126,10 +140,80 @@ class SessionStore:
             expiresAt=now + lifetime_seconds,
         )
         token = RefreshToken.new(home, session.id)
-        self._store.put(
-            new_session(session_key(home, session.id), session.model_dump(), token.digest, session.expiresAt)
+        self._store.transact(
+            [
+                new_session(
+                    session_key(home, session.id), session.model_dump(), token.digest, session.expiresAt
+                ),
+                session_listing(principal_sk, session.id, session.expiresAt),
+            ]
         )
         return session, token
+
+    def touch(self, home_orgid: str, session_id: str, item: dict[str, Any], now: float | None = None) -> bool:
+        """Moves the session's ``lastSeenAt`` to now when ``item`` (the session as just read) shows it
+        older than a minute: at most one conditional write per session per minute, none otherwise.
+        True if it wrote."""
+        stamp = int(now or time.time())
+        if int(item.get("lastSeenAt", 0)) > stamp - LAST_SEEN_EVERY_SECONDS:
+            return False
+        try:
+            self._store.update(
+                seen(session_key(home_orgid, session_id), stamp, LAST_SEEN_EVERY_SECONDS), return_new=False
+            )
+        except ConditionFailed:
+            return False  # another request moved it meanwhile, or the session ended
+        return True
+
+    def get(self, home_orgid: str, session_id: str) -> Session | None:
+        item = self.get_raw(home_orgid, session_id) if SESSION_ID.fullmatch(session_id) else None
+        return session_from_item(item) if item else None
+
+    def listed(self, principal_sk: str, page: PageRequest) -> tuple[PageResult, list[Session]]:
+        """One page of ``principal_sk``'s session index and the sessions it names that are still active
+        (a page may hold fewer than its size: revoked and expired ones are left out)."""
+        home = TenantKey.parse(principal_sk).orgid
+        prefix = principal_session_prefix(principal_sk)
+        result = fetch_page(
+            page,
+            home,
+            PRINCIPAL_SESSION_COLLECTION,
+            lambda limit, after: self._store.query(
+                home, PRINCIPAL_SESSION_COLLECTION, limit=limit, after_sort_key=after, sort_prefix=prefix
+            ),
+        )
+        return result, self._active(home, principal_sk, [str(i["session"]) for i in result.items])
+
+    def active_ids(self, principal_sk: str, limit: int = MAX_SESSIONS_REVOKED) -> list[str]:
+        """The ids of ``principal_sk``'s active sessions (at most ``limit`` index items read)."""
+        home = TenantKey.parse(principal_sk).orgid
+        prefix = principal_session_prefix(principal_sk)
+        ids: list[str] = []
+        after: str | None = None
+        while len(ids) < limit:
+            found = self._store.query(
+                home, PRINCIPAL_SESSION_COLLECTION, limit=100, after_sort_key=after, sort_prefix=prefix
+            )
+            ids += [str(i["session"]) for i in found.items]
+            after = found.last_sort_key
+            if after is None:
+                break
+        return [s.id for s in self._active(home, principal_sk, ids[:limit])]
+
+    def _active(self, home: str, principal_sk: str, ids: list[str]) -> list[Session]:
+        sessions: list[Session] = []
+        now = int(time.time())
+        for start in range(0, len(ids), 100):
+            keys = [session_key(home, sid) for sid in ids[start : start + 100]]
+            found = self._store.batch_get(keys, consistent=True)
+            for key in keys:
+                item = found.get(key.sort)
+                if item is None:
+                    continue
+                session = session_from_item(item)
+                if session.principal == principal_sk and session.is_active(now):
+                    sessions.append(session)
+        return sessions
 
     def get_raw(self, home_orgid: str, session_id: str) -> dict[str, Any] | None:
         return self._store.get(session_key(home_orgid, session_id), consistent=True)
@@ -205,10 +289,26 @@ class SessionStore:
         key = spent_key(token.home_orgid, token.session_id, token.digest)
         return self._store.get(key, consistent=True) is not None
 
-    def revoke(self, home_orgid: str, session_id: str, *, reason: str) -> bool:
-        """Revoke a session; True if it was active."""
-        try:
-            self._store.update(revocation(session_key(home_orgid, session_id), reason), return_new=False)
+    def revoke(
+        self, home_orgid: str, session_id: str, *, reason: str, principal_sk: str | None = None
+    ) -> bool:
+        """Revoke a session; True if it was active. With ``principal_sk`` its index item goes too."""
+        key = session_key(home_orgid, session_id)
+        for _ in range(3):  # a transaction that collided with a refresh of the session is tried again
+            try:
+                if principal_sk is None:
+                    self._store.update(revocation(key, reason), return_new=False)
+                else:
+                    self._store.transact(
+                        [revocation(key, reason), session_unlisted(principal_sk, session_id)]
+                    )
+            except ConditionFailed:
+                return False
+            except TransactionCollided:
+                continue
+            return True
+        try:  # still colliding: the session at least (its index item then ends with its TTL)
+            self._store.update(revocation(key, reason), return_new=False)
         except ConditionFailed:
             return False
         return True
