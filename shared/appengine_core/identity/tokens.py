@@ -63,50 +63,36 @@ class TokenService:
         ttl_seconds: int | None = None,
     ) -> tuple[str, int]:
         """(token, lifetime in seconds)."""
+        lifetime = ttl_seconds or get_settings().access_token_ttl_seconds
+        claims: dict[str, object] = {"sub": subject, "kind": kind, "use": use, "sid": session_id}
+        if kind == "customer":
+            claims["org"] = orgid
+        return self._signed(claims, TOKEN_TYPES[use], lifetime), lifetime
+
+    def issue_app(self, *, key_id: str, reference: str, orgid: str) -> tuple[str, int]:
+        """(app token, lifetime in seconds) for the API key ``key_id`` of ``orgid``."""
+        claims: dict[str, object] = {"sub": key_id, "ref": reference, "org": orgid, "use": "app"}
+        return self._signed(claims, APP_TOKEN_TYPE, APP_TOKEN_TTL_SECONDS), APP_TOKEN_TTL_SECONDS
+
+    def _signed(self, claims: dict[str, object], token_type: str, lifetime: int) -> str:
+        """``claims`` with issuer, audience and times, signed with the current key under its ``kid``."""
         settings = get_settings()
-        lifetime = ttl_seconds or settings.access_token_ttl_seconds
         now = int(time.time())
         key = self._keys.current()
-        claims = {
+        registered = {
             "iss": settings.token_issuer,
             "aud": settings.token_audience,
-            "sub": subject,
-            "kind": kind,
-            "use": use,
-            "sid": session_id,
             "iat": now,
             "nbf": now,
             "exp": now + lifetime,
             "jti": secrets.token_urlsafe(12),
         }
-        if kind == "customer":
-            claims["org"] = orgid
-        token = jwt.encode(
-            claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": TOKEN_TYPES[use]}
+        return jwt.encode(
+            registered | claims,
+            key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": key.kid, "typ": token_type},
         )
-        return token, lifetime
-
-    def issue_app(self, *, key_id: str, reference: str, orgid: str) -> tuple[str, int]:
-        """(app token, lifetime in seconds) for the API key ``key_id`` of ``orgid``."""
-        settings = get_settings()
-        now = int(time.time())
-        key = self._keys.current()
-        claims = {
-            "iss": settings.token_issuer,
-            "aud": settings.token_audience,
-            "sub": key_id,
-            "ref": reference,
-            "org": orgid,
-            "use": "app",
-            "iat": now,
-            "nbf": now,
-            "exp": now + APP_TOKEN_TTL_SECONDS,
-            "jti": secrets.token_urlsafe(12),
-        }
-        token = jwt.encode(
-            claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": APP_TOKEN_TYPE}
-        )
-        return token, APP_TOKEN_TTL_SECONDS
 
     def verify(self, token: str, *, use: TokenUse = "access") -> AccessClaims:
         """The claims of a valid token of the given use; ``Unauthorized`` for anything else."""
