@@ -280,8 +280,3 @@ class DirectoryService:
     def member_sk(self, orgid: str, user_id: str) -> str | None:
         """The sk of the user ``user_id`` if it is a member of ``orgid``."""
         return self._data.member_sk(orgid, user_id)
-
-
-def public_record(item: dict[str, Any]) -> Record:
-    """The envelope of a stored principal, secrets dropped."""
-    return Record.from_item(item)

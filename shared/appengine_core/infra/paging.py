@@ -130,28 +130,6 @@ def fetch_page(
     return PageResult(items=items, page=request.page, page_size=request.page_size, next_cursor=next_cursor)
 
 
-def list_envelope(
-    items: Sequence[Any],
-    *,
-    page: int = 1,
-    page_size: int,
-    has_next: bool,
-    next_cursor: str | None,
-    total: int | None,
-) -> dict[str, Any]:
-    """The list shape of contract §2. ``total`` is omitted when it is not known exactly."""
-    envelope: dict[str, Any] = {
-        "data": list(items),
-        "page": page,
-        "pageSize": page_size,
-        "hasNext": has_next,
-        "next": next_cursor,
-    }
-    if total is not None:
-        envelope["total"] = total
-    return envelope
-
-
 class Page(BaseModel, Generic[ItemT]):
     """One page of a list, as services return it, in the list shape of contract §2.
 
