@@ -21,6 +21,9 @@ from appengine_local.resources import LOCAL_ACCOUNT, LOCAL_REGION
 from appengine_local.template import Function, Template
 
 MAX_CONTAINERS_PER_FUNCTION = 16
+# One cold start at a time in this process: two threads importing the same packages at once (the first
+# requests, the bus tap's rule targets) can see a module another thread has only half initialised.
+_COLD_START = threading.Lock()
 
 
 @dataclass
@@ -59,7 +62,8 @@ class FunctionPool:
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {self.function.module_file}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        with _COLD_START:
+            spec.loader.exec_module(module)
         return module
 
     @contextmanager

@@ -294,3 +294,31 @@ def test_a_json_body_is_read_as_json_whatever_the_declared_type(
     headers = {"orgid": "acme", "content-type": "application/x-www-form-urlencoded"}
     response = gateway.post("/profile/signin", headers=headers, data=body)
     assert response.status_code == 200 and response.json["token"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "function", "body"),
+    [
+        ("signin-user", "SigninFunction", '{"email": "admin@acme.test", "password": "pass\\ud800word"}'),
+        ("signup-customer", "SigninFunction", '{"email": "x\\udc00@acme.test", "password": "long-enough-1"}'),
+        ("refresh-user", "RefreshFunction", '{"refreshToken": "\\ud83d"}'),
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_invalid_input_not_a_failure(
+    functions: LocalLambda, tenants: dict[str, Record], sample: str, function: str, body: str
+) -> None:
+    # Given a body whose JSON spells half of a UTF-16 pair (no UTF-8 text can hold it)
+    # When it is sent to a route that hashes or stores it
+    response = post(functions, function, sample, body, orgid="acme")
+
+    # Then it is refused as invalid input, and a well-formed pair (an emoji) is not
+    assert response["statusCode"] == 422, response["body"]
+    assert body_of(response)["details"][0]["field"] == "body"
+    emoji = post(
+        functions,
+        "SigninFunction",
+        "signin-user",
+        '{"email": "a@acme.test", "password": "\\ud83d\\ude00"}',
+        orgid="acme",
+    )
+    assert emoji["statusCode"] == 401

@@ -123,7 +123,8 @@ class AuthorizerService:
         # The principal and its session in one round trip: a disabled principal or a revoked session
         # is refused from the very next request.
         session_of_token = session_key(key.orgid, claims.sid)
-        found = self._store.batch_get([key, session_of_token])
+        # Strongly consistent: a revocation or a disable written a moment ago must already be seen.
+        found = self._store.batch_get([key, session_of_token], consistent=True)
         item, session = found.get(key.sort), found.get(session_of_token.sort)
         data: dict[str, Any] = (item or {}).get("data") or {}
         # A customer's ``disabled`` is its own; a User's is per membership (checked below: 403).

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, get_origin
+from typing import Any, cast, get_origin
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -179,6 +179,14 @@ class DocumentedResolver(APIGatewayRestResolver):
         self.configure_openapi(security_schemes=SECURITY_SCHEMES)
         self.orgid_operations: set[tuple[str, str]] = set()  # (method, OpenAPI path)
 
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # Powertools keeps the request on the router *class*. Lambda runs one request per process, but
+        # the local stack runs many containers' copies of a handler in one process, concurrently: the
+        # request is also kept on this resolver instance, which serves one request at a time, and wins.
+        self.current_event = cast(APIGatewayProxyEvent, self._to_proxy_event(dict(event)))
+        self.lambda_context = context
+        return super().resolve(event, context)
+
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
         document = super().get_openapi_schema(*args, **kwargs)
         orgid = Parameter.model_validate(ORGID_PARAMETER)
@@ -250,6 +258,8 @@ def create_resolver(logger: Logger) -> DocumentedResolver:
             problem = "nested too deeply (DynamoDB stops at 32 levels)"
         elif "integer string conversion" in str(error):
             problem = "a number of more than 38 digits"
+        elif isinstance(error, UnicodeEncodeError):
+            problem = "must be valid Unicode text (a lone surrogate escape)"
         else:
             return internal_error()
         details = [{"field": "body", "problem": problem}]
@@ -526,6 +536,10 @@ class HttpFunction:
         if isinstance(body, str) and body.lstrip().startswith("[") and route not in self._array_bodies:
             # Powertools would read the first element of an array as the object a route takes.
             raise invalid_field("body", "must be a JSON object")
+        if isinstance(body, str) and _holds_lone_surrogate(body):
+            # JSON can spell half of a UTF-16 pair ("\ud800"); no UTF-8 text holds one, so every later
+            # encode (hashing a password, writing an item) would fail: refused before anything runs.
+            raise invalid_field("body", "must be valid Unicode text (a lone surrogate escape)")
         return context
 
     def _admit(self, event: dict[str, Any], access: Access) -> RequestContext:
@@ -546,7 +560,13 @@ class HttpFunction:
             require_role(principal, *access.roles)
         if access.permission:
             require_permission(principal, access.permission)
-        self.logger.append_keys(orgid=orgid, principal=principal.principal_id, kind=principal.kind)
+        self.logger.append_keys(
+            orgid=orgid,
+            principal=principal.principal_id,
+            kind=principal.kind,
+            # A person's call made through an application (AppEngine's clients): both are logged.
+            application=principal.api_key_id if principal.credential == "jwt" else None,
+        )
         self._meter().count_request(orgid)
         return RequestContext(orgid=orgid, principal=principal)
 
@@ -566,6 +586,20 @@ class HttpFunction:
             return _with_request_id(result, request_id)
 
         return http_entrypoint_for(handle, self.logger, self.metrics)
+
+
+def _holds_lone_surrogate(body: str) -> bool:
+    if "\\ud" not in body.lower():
+        return False  # the common case, without parsing twice
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # not JSON at all: answered by the resolver as such
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
