@@ -1,8 +1,21 @@
-"""Signing-key rotation rules (pure): overlap for the access-token lifetime, then retirement."""
+"""Signing-key rotation rules (pure): overlap for the access-token lifetime, then retirement, and the
+version id a rotation may write (its compare-and-swap)."""
 
 from __future__ import annotations
 
-from appengine_core.identity.signing import rotated_keyset
+import uuid
+
+import pytest
+
+from appengine_core.identity.signing import (
+    APP_TOKEN_TTL_SECONDS,
+    CACHE_SECONDS,
+    overlap_seconds,
+    rotated_keyset,
+    successor_version,
+)
+from appengine_core.identity.tokens import _LEEWAY_SECONDS
+from appengine_core.infra.settings import get_settings
 
 DAY = 86400
 
@@ -39,3 +52,38 @@ def test_forced_rotation_replaces_a_young_key() -> None:
     assert first is not None
     forced = rotated_keyset(first, now=10, rotation_seconds=30 * DAY, retire_after_seconds=60, force=True)
     assert forced is not None and len(forced["keys"]) == 2
+
+
+def test_the_successor_version_is_one_per_version_read() -> None:
+    # Given two runs that read the same version of the keyset secret, and a run that read another one
+    read = "a3c1e0d2-5b4f-4c6a-9e8d-7f1b2c3d4e5f"
+    # Then the runs that read the same version may write only the same version id (a valid UUID that
+    # Secrets Manager accepts as a ClientRequestToken), and the run that read another version another id
+    assert successor_version(read) == successor_version(read)
+    assert successor_version(read) != successor_version("0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70")
+    assert str(uuid.UUID(successor_version(read))) == successor_version(read)
+    assert successor_version(read) != read
+
+
+@pytest.mark.parametrize("ttl", ["60", "900", "3600"])
+def test_the_overlap_outlives_every_token_the_old_key_can_still_sign(
+    clean_env: pytest.MonkeyPatch, ttl: str
+) -> None:
+    # Given an access-token lifetime (and the settings every deployment has)
+    for name, value in {
+        "APPENGINE_TABLE": "table",
+        "APPENGINE_EVENT_BUS": "bus",
+        "APPENGINE_SIGNING_KEYS_SECRET": "keyset",
+        "ACCESS_TOKEN_TTL_SECONDS": ttl,
+    }.items():
+        clean_env.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        overlap = overlap_seconds()
+        # Then the old key outlives the last token it can sign: one signed by a container whose cached
+        # keyset still names it current (one cache period after the rotation), for the longest lifetime
+        # (access or app token), accepted up to the verifiers' leeway past its expiry
+        longest = max(int(ttl), APP_TOKEN_TTL_SECONDS)
+        assert overlap >= CACHE_SECONDS + longest + _LEEWAY_SECONDS
+    finally:
+        get_settings.cache_clear()

@@ -4,6 +4,9 @@ The keyset secret holds ``{"keys": [...]}``, newest (current) first. Rotation ad
 gives the previous one a ``retiresAt`` far enough out that every token it signed expires first; retired
 keys leave the JWKS and stop verifying. Reads go through Powertools Parameters with a short cache;
 an unknown ``kid`` forces one refetch (rate-limited) so a fresh rotation is picked up at once.
+
+Rotation is a compare-and-swap on the secret's version (``KeyStore.rotate``): the jobs function and the
+operator CLI both go through it, so two runs at once add one key, never two.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +33,21 @@ CACHE_SECONDS = 60
 # App tokens (AppEngine's clients' application credential) live this long; a retired key must outlive them.
 APP_TOKEN_TTL_SECONDS = 900
 _REFETCH_INTERVAL_SECONDS = 5.0
+# The namespace of the version ids rotation writes: the successor of version V is uuid5(namespace, V).
+ROTATION_NAMESPACE = uuid.UUID("6f1d2c3e-8a47-5b0e-9c1f-2d4b6a8e0f13")
+
+
+def overlap_seconds() -> int:
+    """How long a replaced key stays published and verifying: the longest token lifetime (access or app
+    token) plus two cache periods (a container may sign with the old key for one cache period after the
+    rotation, and verifiers accept a token up to 30 s past its ``exp``)."""
+    settings = get_settings()
+    return max(settings.access_token_ttl_seconds, APP_TOKEN_TTL_SECONDS) + 2 * CACHE_SECONDS
+
+
+def successor_version(version_id: str) -> str:
+    """The one version id a rotation may write after having read version ``version_id``."""
+    return str(uuid.uuid5(ROTATION_NAMESPACE, version_id))
 
 
 @dataclass(frozen=True)
@@ -152,22 +171,49 @@ class KeyStore:
 
     # -- operator side (jobs, CLI) -------------------------------------------------------------
     def rotate(self, *, force: bool = False) -> bool:
-        """Run the rotation check against the stored secret; True when a new version was written."""
+        """Run the rotation check against the stored secret; True when this run's change was stored.
+
+        Why this is safe with two runs at once (the scheduled job and an operator, or a retried
+        invocation): the write is a compare-and-swap on the version that was read. ``PutSecretValue``
+        takes a ``ClientRequestToken`` that becomes the new version's id, and Secrets Manager documents
+        that a token already used for a version with other content fails (``ResourceExistsException``:
+        a version cannot be modified), while the same token with the same content is ignored. The token
+        is derived from the version read (``successor_version``), so every run that read version V can
+        write only version uuid5(V): the first one wins, any other that read V has its write refused and
+        re-checks the keyset the winner wrote, where the current key is now fresh, so it ends with
+        "nothing to do" (a forced run included: the fresh key it wanted exists). A run that read a later
+        version derives another token, and a version id is never written twice (Secrets Manager keeps
+        every version of the last 24 hours), so no stale read can overwrite a newer keyset. botocore's
+        own retry of a write that timed out but committed resends the same token and content, and is
+        ignored. Every writer of the secret must use this path (the template's initial value aside);
+        ``ReservedConcurrentExecutions`` on the jobs function only limits cost, it is not the guard.
+        """
         settings = get_settings()
         client = aws.secretsmanager()
-        current = client.get_secret_value(SecretId=self._secret_name)
-        keyset = json.loads(current.get("SecretString") or "{}")
-        updated = rotated_keyset(
-            keyset,
-            now=int(time.time()),
-            rotation_seconds=settings.signing_key_rotation_days * 86400,
-            retire_after_seconds=max(settings.access_token_ttl_seconds, APP_TOKEN_TTL_SECONDS)
-            + 2 * CACHE_SECONDS,
-            force=force,
-        )
-        if updated is None:
-            return False
-        client.put_secret_value(SecretId=self._secret_name, SecretString=json.dumps(updated))
-        self._parsed.clear()
-        self._load(force=True)
-        return True
+        for _ in range(2):  # one re-check after a lost race; a second loss means others keep rotating
+            read = client.get_secret_value(SecretId=self._secret_name)
+            keyset = json.loads(read.get("SecretString") or "{}")
+            updated = rotated_keyset(
+                keyset,
+                now=int(time.time()),
+                rotation_seconds=settings.signing_key_rotation_days * 86400,
+                retire_after_seconds=overlap_seconds(),
+                force=force,
+            )
+            if updated is None:
+                return False
+            try:
+                client.put_secret_value(
+                    SecretId=self._secret_name,
+                    SecretString=json.dumps(updated),
+                    ClientRequestToken=successor_version(read["VersionId"]),
+                )
+            except client.exceptions.ResourceExistsException:
+                # Another run wrote the successor of the version read: check again against its keyset,
+                # unforced (the rotation a forced run asked for has just happened).
+                force = False
+                continue
+            self._parsed.clear()
+            self._load(force=True)
+            return True
+        return False
