@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test test-all lint format typecheck template-check build openapi bench clean
+.PHONY: dev test test-browser test-all lint format typecheck template-check build openapi bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,21 @@ dev: $(STAMP)  ## serve the API on 127.0.0.1:$${PORT:-3000} with emulated AWS an
 
 test: $(STAMP)  ## the README's test command: unit, integration and contract tests
 	$(BIN)/pytest -n 2
+
+BROWSER_STAMP := $(VENV)/.installed-browser
+CHROMIUM ?= /usr/bin/chromium
+
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,browser]'
+	touch $(BROWSER_STAMP)
+
+$(CHROMIUM):
+	@# Debian's Chromium (Playwright drives it; it downloads no browser of its own).
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test-browser: $(BROWSER_STAMP) $(CHROMIUM)  ## a real browser on the local stack: dev mailbox and Swagger UI
+	APPENGINE_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -p no:xdist tests/browser
 
 lint: $(STAMP)  ## ruff, and the wings' import contracts (docs/architecture.md)
 	$(BIN)/ruff check .

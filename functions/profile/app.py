@@ -11,6 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from appengine_core.edge.http import CUSTOMER, OK_BODY, SIGNED_IN, Access, HttpFunction, Ok, created
 from appengine_core.edge.metering import UsageMeter
+from appengine_core.identity.audit import (
+    AUDIT_READER_ROLES,
+    AuditedEventType,
+    AuditEvent,
+    AuditQuery,
+    AuditService,
+)
 from appengine_core.identity.devices import SessionService, SessionView
 from appengine_core.identity.directory import CustomerProfile, NewUser
 from appengine_core.identity.profiles import (
@@ -21,6 +28,14 @@ from appengine_core.identity.profiles import (
     UnlockRequest,
     UserUpdate,
     WhoAmI,
+)
+from appengine_core.identity.second_factor import (
+    DisableRequest,
+    RecoveryCodes,
+    SecondFactorService,
+    TotpCode,
+    TwoFactorDisabled,
+    TwoFactorSetup,
 )
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.paging import Page, PageRequest
@@ -34,6 +49,10 @@ CUSTOMER_LISTING = Access(kinds=("user",), permission="read")
 # Sessions are a person's: its own with its own token; the org's admins, with theirs (never a key).
 OWN_SESSIONS = Access(credentials=("jwt",))
 SESSION_ADMIN = Access(kinds=("user",), credentials=("jwt",), roles=USER_ADMIN_ROLES)
+# A person's second factor: Users and Customers alike, with their own token only (contract §1, §4).
+OWN_SECOND_FACTOR = Access(credentials=("jwt",))
+# The org's security events: its RootAdmin (or a platform root), with a person's token (issue 15).
+AUDIT_READER = Access(kinds=("user",), credentials=("jwt",), roles=AUDIT_READER_ROLES)
 
 
 @cache
@@ -218,6 +237,75 @@ def customer_sessions(customer_id: str) -> Page[SessionView]:
 def revoke_customer_session(customer_id: str, session_id: str) -> Ok:
     session_service().revoke_customer_session(api.caller(), customer_id, session_id)
     return OK_BODY
+
+
+# -- security audit (issue 15) -------------------------------------------------------------------------
+@cache
+def audit_service() -> AuditService:
+    return AuditService()
+
+
+@api.get(
+    "/profile/security/audit",
+    AUDIT_READER,
+    summary="The org's security events, newest first, paged (`type`, `principal` filter)",
+    tags=["security"],
+)
+def security_audit(
+    type: Annotated[AuditedEventType | None, Query()] = None,
+    principal: Annotated[str | None, Query(max_length=256)] = None,
+) -> Page[AuditEvent]:
+    return audit_service().events(api.caller(), _page(), AuditQuery(type=type, principal=principal))
+
+
+# -- second factor (§4) ----------------------------------------------------------------------------
+@cache
+def second_factor_service() -> SecondFactorService:
+    return SecondFactorService()
+
+
+def _source_ip() -> str | None:
+    return app.current_event.request_context.identity.source_ip
+
+
+@api.post(
+    "/profile/security/2fa/setup",
+    OWN_SECOND_FACTOR,
+    summary="A new TOTP secret (shown once; pending until enabled)",
+    tags=["two-factor"],
+)
+def second_factor_setup() -> TwoFactorSetup:
+    return second_factor_service().setup(api.caller())
+
+
+@api.post(
+    "/profile/security/2fa/enable",
+    OWN_SECOND_FACTOR,
+    summary="Turn 2FA on with a code of the pending secret; the recovery codes, shown once",
+    tags=["two-factor"],
+)
+def second_factor_enable(request: TotpCode) -> RecoveryCodes:
+    return second_factor_service().enable(api.caller(), request)
+
+
+@api.post(
+    "/profile/security/2fa/recovery-codes",
+    OWN_SECOND_FACTOR,
+    summary="A new set of recovery codes (the old set stops working)",
+    tags=["two-factor"],
+)
+def second_factor_recovery_codes(request: TotpCode) -> RecoveryCodes:
+    return second_factor_service().regenerate_recovery_codes(api.caller(), request, _source_ip())
+
+
+@api.post(
+    "/profile/security/2fa/disable",
+    OWN_SECOND_FACTOR,
+    summary="Turn 2FA off with a code of the authenticator or the password",
+    tags=["two-factor"],
+)
+def second_factor_disable(request: DisableRequest) -> TwoFactorDisabled:
+    return second_factor_service().disable(api.caller(), request, _source_ip())
 
 
 lambda_handler = api.handler

@@ -1,7 +1,8 @@
 """Local only: shows what reached the event bus (a log line per event, and GET /_local/events).
 
 A rule on the bus sends every event to an emulated SQS queue, as a real subscriber would receive them;
-a thread drains the queue into a bounded, newest-first list.
+a thread drains the queue into a bounded, newest-first list and hands each event to the listeners
+(the dev mailbox, the stand-in for the template's EventBridge rules).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -36,6 +38,18 @@ class BusTap:
         events.put_targets(Rule="local-bus-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
         self.received: deque[dict[str, Any]] = deque(maxlen=KEEP)
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[dict[str, Any]], Any]] = []
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], Any]) -> None:
+        """Hand every drained event to ``listener`` too (the dev mailbox, the rule dispatcher)."""
+        self._listeners.append(listener)
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("bus listener %r failed on %s", listener, event.get("detail-type"))
 
     def drain(self) -> int:
         count = 0
@@ -56,6 +70,7 @@ class BusTap:
                     json.dumps(event.get("detail", {}), default=str)[:300],
                 )
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self._notify(event)
                 count += 1
 
     def run_forever(self, interval: float = 0.5) -> None:

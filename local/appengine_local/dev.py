@@ -71,7 +71,9 @@ def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
     from appengine_core.ops.seed import apply_seed, read_seed_file
     from appengine_local.bus_tap import BusTap
     from appengine_local.gateway import LocalGateway
+    from appengine_local.mailbox import DevMailbox
     from appengine_local.resources import provision
+    from appengine_local.rules import RuleDispatcher
     from appengine_local.streams import StreamMapping
     from appengine_local.template import load_template
 
@@ -79,15 +81,33 @@ def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
     provision(template)
     gateway = LocalGateway(template)
     # What Lambda's event source mapping and a bus subscriber do when deployed, run here in threads.
-    tap = BusTap(get_settings().event_bus_name)
+    bus_name = get_settings().event_bus_name
+    tap = BusTap(bus_name)
+    # Local only: every message to a person lands in the dev mailbox (api.md §9), never deployed.
+    mailbox = DevMailbox()
+    tap.subscribe(mailbox.receive)
+    # The template's EventBridge rules (mailer, audit, ...) deliver to their functions in-process.
+    tap.subscribe(RuleDispatcher(template, gateway.lambdas, bus_name).dispatch)
     tap.run_forever()
-    gateway.local_routes[("GET", "/_local/events")] = tap.route
+    gateway.local_routes[("GET", "/_local/events")] = _drained_first(tap, tap.route)
+    gateway.local_routes[("GET", "/_local/mailbox")] = _drained_first(tap, mailbox.route)
     StreamMapping(template, gateway.lambdas, "PublisherFunction").run_forever()
     JOBS["rotate-signing-keys"]()
     report: dict[str, Any] = {}
     if seed_file is not None:
         report = apply_seed(read_seed_file(seed_file)).model_dump()
     return gateway, report
+
+
+def _drained_first(tap: Any, route: Any) -> Any:
+    """A local route that first takes what is already on the bus, so a message sent by the request
+    before is shown at once, not after the tap's next poll (scripts read the mailbox right away)."""
+
+    def drained(request: Any) -> Any:
+        tap.drain()
+        return route(request)
+
+    return drained
 
 
 def _banner(port: int, endpoint: str, seed_file: Path | None) -> str:

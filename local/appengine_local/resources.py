@@ -21,6 +21,11 @@ def physical_name(logical_id: str) -> str:
     return f"appengine-local-{logical_id}"
 
 
+def kms_alias(logical_id: str) -> str:
+    """The alias the local stack gives a template KMS key (KMS accepts it wherever a key id goes)."""
+    return f"alias/{physical_name(logical_id)}"
+
+
 def resolve(value: Any, template: Template) -> Any:
     """The local value of a template expression (Ref to a resource or parameter, simple Sub/GetAtt)."""
     if isinstance(value, dict) and len(value) == 1:
@@ -30,6 +35,9 @@ def resolve(value: Any, template: Template) -> Any:
             if resource is not None:
                 if resource.get("Type") == "AWS::Events::EventBus":
                     return resolve(resource["Properties"]["Name"], template)
+                if resource.get("Type") == "AWS::KMS::Key":
+                    # A key's id is random; its alias is what the functions are given locally.
+                    return kms_alias(argument)
                 return physical_name(argument)
             if argument == "AWS::StackName":
                 return "appengine-local"
@@ -86,7 +94,8 @@ def _table_arguments(logical_id: str, properties: Mapping[str, Any]) -> dict[str
 def provision(
     template: Template | None = None, session: boto3.session.Session | None = None
 ) -> dict[str, str]:
-    """Create every table, bus and secret of the template; returns logical id -> physical name."""
+    """Create every table, bus, secret and KMS key of the template; returns logical id -> physical name
+    (a key's alias)."""
     template = template or load_template()
     session = session or boto3.session.Session(region_name=LOCAL_REGION)
     created: dict[str, str] = {}
@@ -111,4 +120,10 @@ def provision(
         secret_string = template.resources[logical_id]["Properties"].get("SecretString", "{}")
         secrets.create_secret(Name=physical_name(logical_id), SecretString=str(secret_string))
         created[logical_id] = physical_name(logical_id)
+    kms = session.client("kms")
+    for logical_id, resource in template.of_type("AWS::KMS::Key").items():
+        description = str(resource.get("Properties", {}).get("Description", logical_id))
+        key_id = kms.create_key(Description=description, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=kms_alias(logical_id), TargetKeyId=key_id)
+        created[logical_id] = kms_alias(logical_id)
     return created

@@ -82,16 +82,79 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
     "user-list-org": ("GET", "/user/org/acme", ACME | BEARER, None),
     "user-update": ("POST", "/user/update/user-<id>", ACME | BEARER | JSON, {"disabled": True}),
     "profile-usage": ("GET", "/profile/usage", ACME | BEARER, None),
+    "audit-list": ("GET", "/profile/security/audit?type=auth.sign_in_failed&ps=20", ACME | BEARER, None),
     "app-token": (
         "POST",
         "/profile/app/key",
         ACME | JSON,
         {"appId": "<api key id>", "key": "<api key prefix>", "secret": "<api key>"},
     ),
+    "magic-link-customer": ("POST", "/profile/magic-link", ACME | JSON, {"email": "buyer@acme.test"}),
+    "magic-link-customer-query": ("GET", "/profile/magic-link?email=buyer@acme.test&type=code", ACME, None),
+    "magic-link-user": ("POST", "/profile/user/magic-link", ACME | JSON, {"email": "admin@acme.test"}),
+    "magic-link-user-query": ("GET", "/profile/user/magic-link?email=admin@acme.test", ACME, None),
+    "magic-code-customer": ("POST", "/profile/code/buyer@acme.test", ACME, None),
+    "magic-code-customer-verify": (
+        "POST",
+        "/profile/code/buyer@acme.test/verify",
+        ACME | JSON,
+        {"code": "<6-digit code>"},
+    ),
+    "magic-link-customer-open": ("GET", "/profile/magic-link/redirect?token=<token>&orgid=acme", {}, None),
+    "magic-link-customer-redeem": (
+        "POST",
+        "/profile/magic-link/redirect",
+        ACME | JSON,
+        {"email": "buyer@acme.test", "code": "<6-digit code>"},
+    ),
+    "magic-link-user-open": ("GET", "/profile/user/magic-link/redirect?token=<token>&orgid=acme", {}, None),
+    "magic-link-user-redeem": (
+        "POST",
+        "/profile/user/magic-link/redirect",
+        ACME | JSON,
+        {"token": "<token>"},
+    ),
     "user-unlock": ("POST", "/user/unlock", ACME | BEARER | JSON, {"email": "reader@acme.test"}),
     "customer-unlock": ("POST", "/customer/unlock", ACME | BEARER | JSON, {"email": "buyer@acme.test"}),
     "customer-list": ("GET", "/customer/list?email=buyer@acme.test", ACME | BEARER, None),
     "customer-update": ("POST", "/customer/update/customer-<id>", ACME | BEARER | JSON, {"disabled": True}),
+    "two-factor-setup": ("POST", "/profile/security/2fa/setup", ACME | BEARER, None),
+    "two-factor-enable": (
+        "POST",
+        "/profile/security/2fa/enable",
+        ACME | BEARER | JSON,
+        {"code": "<6-digit code>"},
+    ),
+    "two-factor-recovery-codes": (
+        "POST",
+        "/profile/security/2fa/recovery-codes",
+        ACME | BEARER | JSON,
+        {"code": "<6-digit code>"},
+    ),
+    "two-factor-disable": (
+        "POST",
+        "/profile/security/2fa/disable",
+        ACME | BEARER | JSON,
+        {"code": "<6-digit code>"},
+    ),
+    "two-factor-verify": (
+        "POST",
+        "/profile/security/2fa/verify",
+        ACME | JSON,
+        {"partialToken": "<partial token>", "code": "<6-digit code>"},
+    ),
+    "two-factor-challenge-verify": (
+        "POST",
+        "/profile/security/challenge/verify",
+        ACME | JSON,
+        {"challengeToken": "<partial token>", "recoveryCode": "<recovery code>"},
+    ),
+    "two-factor-challenge-send": (
+        "POST",
+        "/profile/security/challenge/send",
+        ACME | JSON,
+        {"challengeToken": "<partial token>", "method": "email"},
+    ),
     "sessions-own": ("GET", "/profile/security/sessions", ACME | BEARER, None),
     "sessions-own-revoke": ("DELETE", "/profile/security/sessions/<session id>", ACME | BEARER, None),
     "sessions-revoke-others": ("POST", "/profile/security/sessions/revoke-others", ACME | BEARER, None),
@@ -239,6 +302,50 @@ PUBLISHER_SAMPLE: dict[str, Any] = {
     ]
 }
 
+# What the audit rule hands the audit function: one security event, as EventBridge delivers it.
+AUDIT_SAMPLE: dict[str, Any] = {
+    "version": "0",
+    "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+    "detail-type": "auth.sign_in_failed",
+    "source": "appengine",
+    "account": "123456789012",
+    "time": "2026-01-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {
+        "orgid": "acme",
+        "time": "2026-01-01T00:00:00.000Z",
+        "kind": "user",
+        "email": "admin@acme.test",
+        "reason": "wrong_password",
+    },
+}
+
+# What the mailer's rule hands the mailer: one message to a person, as EventBridge delivers it.
+MAILER_SAMPLE: dict[str, Any] = {
+    "version": "0",
+    "id": "0b4c6a7e-2f1d-4c55-9a3e-5d2f1e0c9b8a",
+    "detail-type": "notification.requested",
+    "source": "appengine",
+    "account": "123456789012",
+    "time": "2026-01-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {
+        "orgid": "acme",
+        "time": "2026-01-01T00:00:00.000Z",
+        "to": "buyer@acme.test",
+        "subject": "Your sign-in link",
+        "text": (
+            "Sign in to Acme with this link:\nhttps://app.acme.test/magic?token=<token>&orgid=acme\n\n"
+            "Or enter the code 123456."
+        ),
+        "link": "https://app.acme.test/magic?token=<token>&orgid=acme",
+        "code": "123456",
+        "purpose": "magic_link",
+    },
+}
+
 # The authorizer's own event, as API Gateway sends it for GET /profile/whoami.
 AUTHORIZER_SAMPLE = "profile-whoami"
 
@@ -277,6 +384,8 @@ def build_all() -> dict[str, dict[str, Any]]:
     samples["jobs-rotate-signing-keys"] = {"job": "rotate-signing-keys"}
     samples["jobs-expire-api-keys"] = {"job": "expire-api-keys"}
     samples["publisher-stream-batch"] = PUBLISHER_SAMPLE
+    samples["audit-event"] = AUDIT_SAMPLE
+    samples["mailer-notification"] = MAILER_SAMPLE
     return samples
 
 

@@ -490,6 +490,23 @@ def cart_not_checked_out(w: World, cart_id: str) -> bool:
     return w.api.post("/storefront/checkout-cart", headers=w.buyer, body={"cartId": cart_id}).status == 201
 
 
+def enable_with_a_wrong_code(w: World, _: str, headers: dict[str, str], __: Any) -> Outcome:
+    """A fresh pending secret (where the persona may set one up), then a code that is none of its window's:
+    the persona reaches the route (422, wrong code) without ever turning 2FA on, which would change what
+    its sign-ins answer for the cells after it."""
+    import time
+
+    import pyotp
+
+    setup = w.api.post("/profile/security/2fa/setup", headers=headers)
+    window: set[str] = set()
+    if setup.status == 200:
+        totp = pyotp.TOTP(setup.json()["secret"])
+        window = {totp.at(time.time() + offset) for offset in (-60, -30, 0, 30, 60)}
+    wrong = next(f"{n:06d}" for n in range(100) if f"{n:06d}" not in window)
+    return Outcome(w.api.post("/profile/security/2fa/enable", headers=headers, body={"code": wrong}))
+
+
 ADDRESS = {"country": "US", "postalCode": "10001"}
 SIGN_IN_AS_READER = {"email": "reader@acme.test", "password": "acme-reader-pass"}
 CASES: dict[tuple[str, str], Case] = {
@@ -539,6 +556,35 @@ CASES: dict[tuple[str, str], Case] = {
             },
         ),
     ),
+    # Passwordless sign-in (§4): public; the caller's own credentials change nothing. Requests name a fresh
+    # email each (5 per email per window); redeems send a malformed token or code, which no guard counts
+    # against 127.0.0.1 (a wrong one would be a failed sign-in from the address the other tests share).
+    **{
+        ("POST", path): Case(
+            public(), plain("POST", path, lambda w: {"email": f"ml-{uuid.uuid4().hex[:10]}@matrix.test"})
+        )
+        for path in ("/profile/magic-link", "/profile/user/magic-link")
+    },
+    **{
+        ("GET", path): Case(
+            public(), plain("GET", lambda w, p=path: f"{p}?email=ml-{uuid.uuid4().hex[:10]}@matrix.test")
+        )
+        for path in ("/profile/magic-link", "/profile/user/magic-link")
+    },
+    ("POST", "/profile/code/{email}"): Case(
+        public(), plain("POST", lambda w: f"/profile/code/code-{uuid.uuid4().hex[:10]}@matrix.test")
+    ),
+    ("POST", "/profile/code/{email}/verify"): Case(
+        public(422), plain("POST", "/profile/code/buyer@acme.test/verify", {"code": "not-a-code"})
+    ),
+    **{
+        ("GET", path): Case(public(401), plain("GET", f"{path}?token=not-a-token"))
+        for path in ("/profile/magic-link/redirect", "/profile/user/magic-link/redirect")
+    },
+    **{
+        ("POST", path): Case(public(401), plain("POST", path, {"token": "not-a-token"}))
+        for path in ("/profile/magic-link/redirect", "/profile/user/magic-link/redirect")
+    },
     **{
         ("POST", path): Case(public(401), plain("POST", path, {"refreshToken": "not-a-refresh-token"}))
         for path in (
@@ -564,6 +610,11 @@ CASES: dict[tuple[str, str], Case] = {
         Rule(allowed=PERSON_ADMIN, foreign=True), update_user, intact=target_still_plain_user
     ),
     ("GET", "/profile/usage"): Case(Rule(allowed=USAGE), plain("GET", "/profile/usage?days=1")),
+    # The security audit log (issue 15): the org's RootAdmin with a person's token; the home personas
+    # read globex's own log, where nothing of acme may appear.
+    ("GET", "/profile/security/audit"): Case(
+        Rule(allowed=PERSON_ADMIN), plain("GET", "/profile/security/audit?ps=100")
+    ),
     # brute-force protection and customer administration (§4): unlocking and disabling take an admin's
     # own token; an unknown email unlocks as well as a known one.
     **{
@@ -607,6 +658,32 @@ CASES: dict[tuple[str, str], Case] = {
         revoke_customer_session,
         target=new_customer_session,
         intact=session_alive,
+    ),
+    # second factor (§4): a person's own, with its own token, Users and Customers alike (keys never).
+    # No persona turns 2FA on here (its sign-ins would then answer the partial token): enable gets a
+    # wrong code (422); recovery codes and disable meet 2FA off (409). Verify and send are public and
+    # take only a live partial token (401 for anything else).
+    ("POST", "/profile/security/2fa/setup"): Case(
+        Rule(allowed=PERSONS), plain("POST", "/profile/security/2fa/setup")
+    ),
+    ("POST", "/profile/security/2fa/enable"): Case(Rule(ok=422, allowed=PERSONS), enable_with_a_wrong_code),
+    **{
+        ("POST", path): Case(Rule(ok=409, allowed=PERSONS), plain("POST", path, {"code": "123456"}))
+        for path in ("/profile/security/2fa/recovery-codes", "/profile/security/2fa/disable")
+    },
+    **{
+        ("POST", path): Case(
+            public(401), plain("POST", path, {"partialToken": "not-a-partial-token", "code": "123456"})
+        )
+        for path in ("/profile/security/2fa/verify", "/profile/security/challenge/verify")
+    },
+    ("POST", "/profile/security/challenge/send"): Case(
+        public(401),
+        plain(
+            "POST",
+            "/profile/security/challenge/send",
+            {"challengeToken": "not-a-partial-token", "method": "email"},
+        ),
     ),
     # API keys (§5): a person's JWT only
     ("POST", "/api-key/create"): Case(
@@ -818,3 +895,47 @@ def test_isolation_matrix(world: World, method: str, path: str) -> None:
     if case.intact is not None and not case.intact(world, shared_target):
         mismatches.append("a persona that was refused (or should have been) changed acme's target")
     assert not mismatches, f"{method} {path}\n" + "\n".join(mismatches)
+
+
+def test_a_partial_token_is_refused_on_every_route_behind_the_authorizer(api: LocalApi) -> None:
+    # Given the partial token of a sign-in waiting for its second factor (a customer with 2FA on)
+    import re
+    import time
+
+    import pyotp
+
+    email = f"partial-{uuid.uuid4().hex[:10]}@matrix.test"
+    signed_up = api.post(
+        "/profile/customer/signup", headers={"orgid": "acme"}, body={"email": email, "password": PASSWORD}
+    )
+    assert signed_up.status == 201, signed_up.text
+    headers = {"orgid": "acme", "authorization": "Bearer " + signed_up.json()["token"]}
+    setup = api.post("/profile/security/2fa/setup", headers=headers)
+    assert setup.status == 200, setup.text
+    enabled = api.post(
+        "/profile/security/2fa/enable",
+        headers=headers,
+        body={"code": pyotp.TOTP(setup.json()["secret"]).at(time.time())},
+    )
+    assert enabled.status == 200, enabled.text
+    answer = api.post(
+        "/profile/customer/signin", headers={"orgid": "acme"}, body={"email": email, "password": PASSWORD}
+    )
+    assert answer.status == 200 and answer.json()["twoFactorRequired"] is True, answer.text
+    partial = answer.json()["partialToken"]
+
+    # When it is sent, as a person's token, to every route the authorizer guards
+    refused: list[str] = []
+    for (method, path), route in sorted(TEMPLATE_ROUTES.items()):
+        if not route.authorized:
+            continue
+        target = re.sub(r"\{[^}]+\}", "x", path)
+        for name in ("authorization", "x-client-authorization"):
+            response = api.request(
+                method, target, headers={"orgid": "acme", name: f"Bearer {partial}"}, body={}
+            )
+            if response.status != 401:
+                refused.append(f"{method} {path} ({name}): {response.status} {response.text[:200]}")
+
+    # Then each answers 401: a partial token is never an access token
+    assert not refused, "\n".join(refused)

@@ -33,7 +33,7 @@ def fresh_api() -> Iterator[LocalApi]:
         yield local
 
 
-@pytest.mark.parametrize("marker", ["auth", "apikeys", "repository", "storefront", "appclients"])
+@pytest.mark.parametrize("marker", ["auth", "apikeys", "repository", "storefront", "appclients", "twofactor", "magiclink"])
 def test_readme_walkthrough_runs_verbatim(fresh_api: LocalApi, marker: str) -> None:
     api = fresh_api
     script = readme_block(marker)

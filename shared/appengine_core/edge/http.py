@@ -48,6 +48,7 @@ from appengine_core.infra.errors import (
     http_status_of,
     invalid_field,
 )
+from appengine_core.infra.events import calling_application
 from appengine_core.infra.tenancy import ORGID_PATTERN
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -565,7 +566,7 @@ class HttpFunction:
             principal=principal.principal_id,
             kind=principal.kind,
             # A person's call made through an application (AppEngine's clients): both are logged.
-            application=principal.api_key_id if principal.credential == "jwt" else None,
+            application=_application_of(RequestContext(orgid=orgid, principal=principal)),
         )
         self._meter().count_request(orgid)
         return RequestContext(orgid=orgid, principal=principal)
@@ -582,10 +583,19 @@ class HttpFunction:
             else:
                 if caller is not None:
                     self.app.append_context(caller=caller)  # type: ignore[no-untyped-call]
-                result = self.app.resolve(_as_json_request(event), context)
+                with calling_application(_application_of(caller)):
+                    result = self.app.resolve(_as_json_request(event), context)
             return _with_request_id(result, request_id)
 
         return http_entrypoint_for(handle, self.logger, self.metrics)
+
+
+def _application_of(caller: RequestContext | None) -> str | None:
+    """The API key of the application a person's call came through (an app token beside the person's)."""
+    principal = caller.principal if caller is not None else None
+    if principal is None or principal.credential != "jwt":
+        return None
+    return principal.api_key_id
 
 
 def _holds_lone_surrogate(body: str) -> bool:

@@ -17,6 +17,14 @@ Layout (all keys tenant-scoped, see ``tenancy``):
 - sign-in failures:    ``<org>:#signin-failures:<kind>:<email>`` (recent failure stamps, the lock and
                        its escalation level; see ``lockout``); per source
                        ``<org>:#signin-source:<ip>:<epoch minute>`` (that minute's failures, a block)
+- second factor:       ``<home org>:#2fa:<kind>:<principal id>`` (the TOTP secret sealed with KMS, pending
+                       or enabled, the last TOTP step accepted, the SHA-256 of the unused recovery codes)
+- 2FA challenge:       ``<org>:#2fa-challenge:<id>`` (one first factor waiting for its second, in the org of
+                       the sign-in: principal, first factor, failures, an emailed code's salted hash; TTL)
+- sign-in link:        ``<org>:#signin-link:<kind>:<selector>`` (the pending magic link and code of one
+                       email, ``selector`` a digest of org, kind and email: the link's SHA-256, the code's
+                       salted HMAC, expiry, wrong codes, requests in the current window; see
+                       ``passwordless``)
 
 Services hold the rules and call this module; only ``infra.store`` talks to DynamoDB. The authorizer's
 session path imports this module too, so it imports nothing heavy (no passwords, no request models).
@@ -52,6 +60,9 @@ SPENT_COLLECTION = "#refresh-spent"
 PRINCIPAL_SESSION_COLLECTION = "#principal-session"
 FAILURES_COLLECTION = "#signin-failures"
 SOURCE_COLLECTION = "#signin-source"
+SECOND_FACTOR_COLLECTION = "#2fa"
+CHALLENGE_COLLECTION = "#2fa-challenge"
+SIGNIN_LINK_COLLECTION = "#signin-link"
 CUSTOMER_COLLECTION = "customer"
 # An email longer than this (in UTF-8) is keyed by its digest, so that no key passes DynamoDB's 1 KB.
 _MAX_EMAIL_KEY_BYTES = 320
@@ -105,6 +116,24 @@ def failures_key(orgid: str, kind: PrincipalKind, email: str) -> TenantKey:
 def source_key(orgid: str, source_ip: str, minute: int) -> TenantKey:
     """The failed sign-ins from ``source_ip`` in ``orgid`` during one epoch minute."""
     return TenantKey(orgid, SOURCE_COLLECTION, f"{source_ip[:64]}:{minute}")
+
+
+def second_factor_key(principal_sk: str) -> TenantKey:
+    """The 2FA item of ``principal_sk``, in its home org (a User's second factor is the person's, in
+    every org it belongs to)."""
+    principal = TenantKey.parse(principal_sk)
+    return TenantKey(principal.orgid, SECOND_FACTOR_COLLECTION, f"{principal.collection}:{principal.item_id}")
+
+
+def challenge_key(orgid: str, challenge_id: str) -> TenantKey:
+    """A 2FA challenge, in the org the first factor signed in to."""
+    return TenantKey(orgid, CHALLENGE_COLLECTION, challenge_id)
+
+
+def signin_link_key(orgid: str, kind: PrincipalKind, selector: str) -> TenantKey:
+    """The pending magic link and code of one email as a ``kind`` of ``orgid`` (``selector``: a digest
+    of the three, which the link carries instead of the email)."""
+    return TenantKey(orgid, SIGNIN_LINK_COLLECTION, f"{kind}:{selector}")
 
 
 # -- models ------------------------------------------------------------------------------------------
@@ -362,6 +391,202 @@ def source_block(key: TenantKey, until: float) -> Update:
     )
 
 
+# -- operations: second factor --------------------------------------------------------------------
+_2FA_ENABLED = "enabled = :yes"
+_2FA_NOT_ENABLED = "(attribute_not_exists(enabled) OR enabled <> :yes)"
+# Each TOTP step is accepted once per principal: only a step later than the last one accepted.
+_STEP_UNSPENT = "(attribute_not_exists(lastStep) OR lastStep < :step)"
+_CHALLENGE_ALIVE = "attribute_exists(PK) AND failures < :max AND expiresAt > :now"
+
+
+def pending_second_factor(key: TenantKey, sealed: str, now: int) -> Update:
+    """A new pending secret (replacing a pending one), unless 2FA is enabled."""
+    return Update(
+        key,
+        "SET pendingSecret = :sealed, pendingAt = :now",
+        values={":sealed": sealed, ":now": now, ":yes": True},
+        condition=_2FA_NOT_ENABLED,
+    )
+
+
+def second_factor_enabling(
+    key: TenantKey, *, pending: str, step: int, recovery_hashes: Sequence[str], now: int
+) -> Update:
+    """The pending secret ``pending`` (the one its code was checked against) becomes the secret, with
+    its first step spent and a set of recovery-code hashes; only if it is still the pending one and 2FA
+    is not enabled meanwhile."""
+    return Update(
+        key,
+        "SET secret = :pending, enabled = :yes, enabledAt = :now, lastStep = :step,"
+        " recoveryHashes = :codes REMOVE pendingSecret, pendingAt",
+        values={
+            ":pending": pending,
+            ":yes": True,
+            ":now": now,
+            ":step": step,
+            ":codes": set(recovery_hashes),
+        },
+        condition=f"pendingSecret = :pending AND {_2FA_NOT_ENABLED} AND {_STEP_UNSPENT}",
+    )
+
+
+def totp_step_spent(key: TenantKey, step: int) -> Update:
+    """The replay guard: ``step`` is accepted, only if 2FA is enabled and no later (or equal) step was."""
+    return Update(
+        key,
+        "SET lastStep = :step",
+        values={":step": step, ":yes": True},
+        condition=f"{_2FA_ENABLED} AND {_STEP_UNSPENT}",
+    )
+
+
+def recovery_codes_replaced(key: TenantKey, step: int, recovery_hashes: Sequence[str]) -> Update:
+    """A new set of recovery-code hashes (the old set dies), with the TOTP step that allowed it spent."""
+    return Update(
+        key,
+        "SET lastStep = :step, recoveryHashes = :codes",
+        values={":step": step, ":codes": set(recovery_hashes), ":yes": True},
+        condition=f"{_2FA_ENABLED} AND {_STEP_UNSPENT}",
+    )
+
+
+def recovery_code_spent(key: TenantKey, digest: str) -> Update:
+    """One recovery code used: its hash leaves the set, only if it is still there (single use)."""
+    return Update(
+        key,
+        "DELETE recoveryHashes :spent",
+        values={":spent": {digest}, ":digest": digest, ":yes": True},
+        condition=f"{_2FA_ENABLED} AND contains(recoveryHashes, :digest)",
+    )
+
+
+def second_factor_enabled(key: TenantKey) -> Check:
+    return Check(key, _2FA_ENABLED, values={":yes": True})
+
+
+def second_factor_removal(key: TenantKey, step: int | None = None) -> Delete:
+    """2FA disabled: the item goes (secret, hashes, step), only if enabled (and, when a TOTP code
+    allowed it, its step unspent)."""
+    if step is None:
+        return Delete(key, _2FA_ENABLED, values={":yes": True})
+    return Delete(key, f"{_2FA_ENABLED} AND {_STEP_UNSPENT}", values={":yes": True, ":step": step})
+
+
+def new_challenge(key: TenantKey, attributes: Mapping[str, Any], expires_at: int) -> Put:
+    return Put(key, dict(attributes) | {"failures": 0, "expiresAt": expires_at, TTL_ATTRIBUTE: expires_at})
+
+
+def challenge_failure(key: TenantKey, *, now: int, max_failures: int) -> Update:
+    """One more wrong code for a challenge that is still alive (the last allowed one kills it)."""
+    return Update(
+        key,
+        "ADD failures :one",
+        values={":one": 1, ":max": max_failures, ":now": now},
+        condition=_CHALLENGE_ALIVE,
+    )
+
+
+def challenge_completion(
+    key: TenantKey, *, now: int, max_failures: int, email_code_hash: str | None = None
+) -> Delete:
+    """A challenge completes once: it goes, only if alive (and, for an emailed code, still holding the
+    code that was checked)."""
+    condition = _CHALLENGE_ALIVE
+    values: dict[str, Any] = {":max": max_failures, ":now": now}
+    if email_code_hash is not None:
+        condition += " AND emailCodeHash = :hash"
+        values[":hash"] = email_code_hash
+    return Delete(key, condition, values=values)
+
+
+def challenge_code_sent(
+    key: TenantKey, *, salt: str, digest: str, now: int, max_failures: int, max_sends: int
+) -> Update:
+    """A new emailed code for a live challenge (replacing the previous one), at most ``max_sends``."""
+    return Update(
+        key,
+        "SET emailCodeSalt = :salt, emailCodeHash = :hash ADD sends :one",
+        values={
+            ":salt": salt,
+            ":hash": digest,
+            ":one": 1,
+            ":max": max_failures,
+            ":now": now,
+            ":sends": max_sends,
+        },
+        condition=f"{_CHALLENGE_ALIVE} AND (attribute_not_exists(sends) OR sends < :sends)",
+    )
+
+
+# -- operations: passwordless sign-in (magic link and code) ----------------------------------------
+def _link_assignments(attributes: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``#a0 = :a0, ...`` for every attribute (names as placeholders: some are reserved words)."""
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+    return ", ".join(f"#a{i} = :a{i}" for i in range(len(names))), names, values
+
+
+_LINK_COUNTERS = {"#requests": "requests", "#window": "requestWindow", "#misses": "misses"}
+
+
+def signin_link_issued(
+    key: TenantKey, attributes: Mapping[str, Any], *, window: int, max_requests: int
+) -> Update:
+    """A new link and code replacing the pending ones (their wrong codes forgotten), counted as one
+    more request of ``window``; fails when the item counts another window (or none) or this one is full."""
+    assignments, names, values = _link_assignments(attributes)
+    return Update(
+        key,
+        f"SET {assignments} ADD #requests :one REMOVE #misses",
+        values=values | {":one": 1, ":window": window, ":max": max_requests},
+        names=names | _LINK_COUNTERS,
+        condition="#window = :window AND #requests < :max",
+    )
+
+
+def signin_link_window_started(key: TenantKey, attributes: Mapping[str, Any], *, window: int) -> Update:
+    """A new link and code as the first request of ``window``; fails if the item counts this window
+    already (a parallel request started it: ``signin_link_issued`` decides then)."""
+    assignments, names, values = _link_assignments(attributes)
+    return Update(
+        key,
+        f"SET {assignments}, #requests = :one, #window = :window REMOVE #misses",
+        values=values | {":one": 1, ":window": window},
+        names=names | _LINK_COUNTERS,
+        condition="attribute_not_exists(PK) OR #window <> :window",
+    )
+
+
+def signin_link_redeemed(
+    key: TenantKey,
+    *,
+    attribute: Literal["tokenHash", "codeHash"],
+    digest: str,
+    now: float,
+    max_misses: int,
+) -> Delete:
+    """The link and code spent together, once: only while the item still holds ``digest`` (not
+    replaced), has not expired, has fewer than ``max_misses`` wrong codes and names a principal."""
+    return Delete(
+        key,
+        "#hash = :digest AND #expires > :now AND #principal <> :none"
+        " AND (attribute_not_exists(#misses) OR #misses < :max)",
+        values={":digest": digest, ":now": now, ":none": "", ":max": max_misses},
+        names={"#hash": attribute, "#expires": "expiresAt", "#principal": "principal", "#misses": "misses"},
+    )
+
+
+def signin_code_missed(key: TenantKey, *, code_hash: str) -> Update:
+    """One more wrong code against the code ``code_hash`` (not against one that replaced it)."""
+    return Update(
+        key,
+        "ADD #misses :one",
+        values={":one": 1, ":seen": code_hash},
+        names={"#misses": "misses", "#code": "codeHash"},
+        condition="#code = :seen",
+    )
+
+
 # -- reads and writes ------------------------------------------------------------------------------
 def stored_principal(item: Mapping[str, Any]) -> StoredPrincipal:
     hashed = item.get(PASSWORD_HASH)
@@ -458,3 +683,24 @@ class IdentityData:
 
     def clear(self, operation: Delete) -> None:
         self.store.delete(operation)
+
+    # -- second factor -------------------------------------------------------------------------
+    def second_factor(self, principal_sk: str) -> dict[str, Any] | None:
+        """The principal's 2FA item as stored (sealed secrets and hashes only), strongly consistent."""
+        return self.store.get(second_factor_key(principal_sk), consistent=True)
+
+    def challenge(self, orgid: str, challenge_id: str) -> dict[str, Any] | None:
+        """A 2FA challenge as stored, strongly consistent."""
+        return self.store.get(challenge_key(orgid, challenge_id), consistent=True)
+
+    def save(self, operation: Put) -> None:
+        self.store.put(operation)
+
+    def change(self, operation: Update) -> None:
+        """A conditional update (``ConditionFailed`` if its condition does not hold)."""
+        self.store.update(operation, return_new=False)
+
+    # -- passwordless sign-in ------------------------------------------------------------------
+    def signin_link(self, key: TenantKey) -> dict[str, Any] | None:
+        """An email's pending link item as stored (hashes only), strongly consistent."""
+        return self.store.get(key, consistent=True)

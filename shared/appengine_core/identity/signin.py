@@ -8,7 +8,7 @@ is locked or the source blocked), then counted as a failure or a success.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -18,6 +18,7 @@ from appengine_core.identity.lockout import BruteForceGuard
 from appengine_core.identity.memberships import effective_membership, user_data_for_org
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
 from appengine_core.identity.principal import Caller
+from appengine_core.identity.second_factor import SecondFactorService, SecondFactorVerification
 from appengine_core.identity.sessions import RefreshToken, SessionStore
 from appengine_core.identity.tokens import TokenService
 from appengine_core.infra.envelope import Record
@@ -102,6 +103,40 @@ class SignedIn(BaseModel):
         return SignInEnvelope(**fields, data=SignedInData(**fields, refresh_token=self.refresh_token))
 
 
+class TwoFactorFields(BaseModel):
+    """The 2FA answer of a first factor (contract §4): the contract's names beside AppEngine's."""
+
+    twoFactorRequired: Literal[True] = True  # noqa: N815
+    partialToken: str  # noqa: N815
+    requiresTwoFactor: Literal[True] = True  # noqa: N815
+    challengeToken: str  # noqa: N815
+    twoFactorMethod: str = "authenticator"  # noqa: N815
+
+
+class TwoFactorChallenge(TwoFactorFields):
+    """What a first factor of a principal with 2FA enabled answers: no access or refresh token, only the
+    partial token (its fields at the top level and again under ``data``)."""
+
+    data: TwoFactorFields
+
+
+class SecondFactorPending(BaseModel):
+    """A completed first factor of a principal with 2FA enabled: only the partial token is handed out."""
+
+    partial_token: str
+    method: str = "authenticator"
+
+    def envelope(self) -> TwoFactorChallenge:
+        fields = TwoFactorFields(
+            partialToken=self.partial_token, challengeToken=self.partial_token, twoFactorMethod=self.method
+        )
+        return TwoFactorChallenge(**fields.model_dump(), data=fields)
+
+
+FirstFactorOutcome = SignedIn | SecondFactorPending
+"""What any first factor (password, magic link, code) ends in: a session, or the 2FA challenge."""
+
+
 def shown_to_self(record: Record, orgid: str) -> Record:
     """A principal's own record as a call on ``orgid`` shows it: a User sees the roles, permissions and
     ``disabled`` of that org's membership (contract §1), and the list of its own orgs."""
@@ -119,6 +154,7 @@ class AuthService:
         events: EventPublisher | None = None,
         store: TenantStore | None = None,
         lockout: BruteForceGuard | None = None,
+        second_factor: SecondFactorService | None = None,
     ) -> None:
         self._store = store or TenantStore()
         self._data = IdentityData(self._store)
@@ -127,11 +163,14 @@ class AuthService:
         self._tokens = tokens or TokenService()
         self._events = events or EventPublisher()
         self._lockout = lockout or BruteForceGuard(self._data, self._events)
+        self._second_factor = second_factor or SecondFactorService(
+            data=self._data, tokens=self._tokens, events=self._events, lockout=self._lockout
+        )
 
     # -- sign-in -------------------------------------------------------------------------------
     def sign_in(
         self, kind: PrincipalKind, orgid: str, credentials: Credentials, client: ClientInfo
-    ) -> SignedIn:
+    ) -> FirstFactorOutcome:
         attempt = self._lockout.admit(orgid, kind, credentials.email, client.source_ip)
         stored = self._directory.principal_by_email(orgid, kind, credentials.email)
         matches, new_hash = verify_password(
@@ -156,7 +195,7 @@ class AuthService:
         if new_hash:
             # The hash predates the current parameters: store a stronger one while we hold the password.
             self._data.rehash_password(record.key, new_hash)
-        return self._start_session(kind, orgid, record, "password", client)
+        return self.first_factor_done(kind, orgid, record, "password", client)
 
     def sign_up_customer(self, orgid: str, new: NewCustomer, client: ClientInfo) -> SignedIn:
         record = self._directory.create_customer(orgid, new)
@@ -182,6 +221,31 @@ class AuthService:
         record = self._directory.create_user(orgid, safe)
         self._emit("user.created", orgid, principal=record.sk, roles=["User"], via="signup")
         return self._start_session("user", orgid, record, "password", client)
+
+    def first_factor_done(
+        self, kind: PrincipalKind, orgid: str, record: Record, method: str, client: ClientInfo
+    ) -> FirstFactorOutcome:
+        """The one place every first factor (password, magic link, code) ends: a session, or, for a
+        principal with 2FA enabled, only the partial token of the second-factor challenge."""
+        partial_token = self._second_factor.challenge(kind, orgid, record, method)
+        if partial_token is not None:
+            return SecondFactorPending(partial_token=partial_token)
+        return self._start_session(kind, orgid, record, method, client)
+
+    def verify_second_factor(
+        self, orgid: str, request: SecondFactorVerification, client: ClientInfo
+    ) -> SignedIn:
+        """The second factor of a sign-in (contract §4): its challenge completed once, then the session,
+        whose method is the first factor's with ``+2fa``."""
+        done = self._second_factor.complete(orgid, request, client.source_ip)
+        record = self._directory.principal(done.principal_sk, consistent=True)
+        if record is None or not self._may_act_on(done.kind, record, orgid):
+            # Disabled (or gone) while the challenge was open.
+            self._emit(
+                "auth.sign_in_failed", orgid, kind=done.kind, principal=done.principal_sk, reason="disabled"
+            )
+            raise Unauthorized("this account is disabled")
+        return self._start_session(done.kind, orgid, record, f"{done.method}+2fa", client)
 
     def _start_session(
         self, kind: PrincipalKind, orgid: str, record: Record, method: str, client: ClientInfo

@@ -18,7 +18,9 @@ from botocore.exceptions import ClientError, HTTPClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
+    from mypy_boto3_sesv2.client import SESV2Client
 
 READ_TIMEOUT_VARIABLE = "APPENGINE_AWS_READ_TIMEOUT"
 
@@ -62,10 +64,20 @@ def secretsmanager() -> SecretsManagerClient:
     return boto3.client("secretsmanager", config=_config())
 
 
+@lru_cache(maxsize=1)
+def kms() -> KMSClient:
+    return boto3.client("kms", config=_config())
+
+
+@lru_cache(maxsize=1)
+def sesv2() -> SESV2Client:
+    return boto3.client("sesv2", config=_config())
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests start a fresh emulator per test)."""
     _generation[0] += 1
-    for getter in (events, secretsmanager, _config):
+    for getter in (events, secretsmanager, kms, sesv2, _config):
         getter.cache_clear()
 
 

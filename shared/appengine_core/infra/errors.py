@@ -30,6 +30,13 @@ class InvalidCredentials(DomainError):
     default_message = "invalid email or password"
 
 
+class InvalidCode(DomainError):
+    """A one-time code (2FA, recovery, emailed, magic link) that is wrong, used, replayed or expired."""
+
+    code = "invalid_code"
+    default_message = "invalid or expired code"
+
+
 class OrgidRequired(DomainError):
     code = "orgid_required"
     default_message = "the orgid header is required"
@@ -87,6 +94,7 @@ class ServiceUnavailable(DomainError):
 HTTP_STATUS: dict[type[DomainError], int] = {
     Unauthorized: 401,
     InvalidCredentials: 401,
+    InvalidCode: 401,
     OrgidRequired: 400,
     InvalidJson: 400,
     Forbidden: 403,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -18,6 +20,29 @@ from appengine_core.infra.settings import get_settings
 
 SOURCE = "appengine"
 _BATCH = 10  # PutEvents accepts at most 10 entries per call
+
+
+# The application (API key id) a person's call came through (AppEngine's clients send an app token beside
+# the person's token): every event of that call names it, so the audit log shows application and person.
+_CALLING_APPLICATION: ContextVar[str | None] = ContextVar("calling_application", default=None)
+
+
+@contextmanager
+def calling_application(api_key_id: str | None) -> Iterator[None]:
+    """Within this block, events name ``api_key_id`` as the application the call came through."""
+    token = _CALLING_APPLICATION.set(api_key_id)
+    try:
+        yield
+    finally:
+        _CALLING_APPLICATION.reset(token)
+
+
+def with_application(detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` plus the calling application, when the call came through one."""
+    application = _CALLING_APPLICATION.get()
+    if application is None or "application" in detail:
+        return detail
+    return {**detail, "application": application}
 
 
 class DomainEvent(BaseModel):
@@ -47,7 +72,8 @@ class EventPublisher:
                     "Source": SOURCE,
                     "DetailType": event.detail_type,
                     "Detail": json.dumps(
-                        {"orgid": event.orgid, "time": event.time, **event.detail}, default=str
+                        {"orgid": event.orgid, "time": event.time, **with_application(event.detail)},
+                        default=str,
                     ),
                     "EventBusName": self._bus_name,
                 }

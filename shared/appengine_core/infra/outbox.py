@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from appengine_core.infra.envelope import Record, new_id, utc_now_iso
-from appengine_core.infra.events import DomainEvent, EventPublisher
+from appengine_core.infra.events import DomainEvent, EventPublisher, with_application
 from appengine_core.infra.store import Put, from_dynamo
 from appengine_core.infra.tenancy import TenantKey
 
@@ -26,7 +26,7 @@ def outbox_put(orgid: str, detail_type: str, detail: dict[str, Any]) -> Put:
             "eventId": event_id,
             "orgid": orgid,
             "detailType": detail_type,
-            "detail": detail,
+            "detail": with_application(detail),
             "createdAt": utc_now_iso(),
             "ttl": int(time.time()) + OUTBOX_RETENTION_SECONDS,
         },

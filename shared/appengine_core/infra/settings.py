@@ -25,6 +25,10 @@ ENVIRONMENT_VARIABLES = {
     "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
     "SIGNING_KEY_ROTATION_DAYS": "signing_key_rotation_days",
     "STAGE": "stage",
+    "APPENGINE_SECOND_FACTOR_KEY": "second_factor_key",
+    "MAIL_SENDER_ADDRESS": "mail_sender",
+    "AUDIT_RETENTION_DAYS": "audit_retention_days",
+    "MAGIC_LINK_URL": "magic_link_url",
 }
 
 
@@ -45,6 +49,15 @@ class Settings(BaseModel):
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
     signing_key_rotation_days: int = Field(default=30, ge=1, le=365)
     stage: str = "local"
+    # The KMS key (id, ARN or alias) that seals TOTP secrets; unset: 2FA setup and verify answer 503.
+    second_factor_key: str | None = Field(default=None, min_length=1, max_length=2048)
+    # The mailer's From address (an SES-verified address or one of a verified domain); empty: do not send.
+    mail_sender: str = Field(default="", max_length=320, pattern=r"^$|^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+    # How long security events stay in an org's audit log (their items' TTL), issue 15.
+    audit_retention_days: int = Field(default=400, ge=1, le=3650)
+    # Where a magic link points (a page that redeems the token; ``{kind}`` becomes user or customer);
+    # empty: this API's own redirect route, built from the request (identity.passwordless).
+    magic_link_url: str = Field(default="", max_length=1024, pattern=r"^$|^https?://[^\s#]+$")
 
     @field_validator("platform_orgid")
     @classmethod
