@@ -53,7 +53,8 @@ typecheck: $(STAMP)
 template-check: $(STAMP)  ## cfn-lint, sam validate --lint and sam build (arm64 / python3.13 wheels)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml
-	$(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build
+	mkdir -p .aws-sam && set -o pipefail && $(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build 2>&1 | tee .aws-sam/build.log
+	$(BIN)/python -m bench.sizes --check --build-log .aws-sam/build.log
 
 build: template-check
 

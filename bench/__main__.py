@@ -1,6 +1,6 @@
 """Runs every benchmark in turn."""
 
-from bench import authorizer, cold_import, cold_instructions, repository
+from bench import authorizer, cold_import, cold_instructions, repository, sizes
 
 if __name__ == "__main__":
     cold_instructions.main()
@@ -10,3 +10,8 @@ if __name__ == "__main__":
     authorizer.main()
     print()
     repository.main()
+    print()
+    if sizes.BUILD.is_dir():
+        sizes.main([])
+    else:
+        print("artifact sizes: run `make build` first (sam build), then `python -m bench.sizes`")

@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+import pyotp
 import pytest
 
 from tests.contract.conftest import HttpResponse, LocalApi, sign_in
@@ -229,3 +230,60 @@ def test_the_application_alone_with_its_app_token(api: LocalApi, admin: dict[str
     assert found.status == 200, found.text
     assert_list(found.json())
     assert_error(client.call("PUT", "/repository/create", {"datatype": "note", "data": {}}), 403, "forbidden")
+
+
+def mailbox_message(api: LocalApi, email: str) -> dict[str, Any]:
+    response = api.get(f"/_local/mailbox?to={email}")
+    assert response.status == 200, response.text
+    messages = response.json()["data"]
+    assert messages, f"no message to {email}"
+    return dict(messages[0])
+
+
+@pytest.mark.parametrize("mode", ["person-only", "app+raw-person"])
+def test_passwordless_and_the_second_factor_as_the_clients_read_them(
+    api: LocalApi, admin: dict[str, str], mode: str
+) -> None:
+    # Given a client (with app credentials of a read/write key) and a new customer signed up through it
+    client = client_for(api, admin, mode, ["read", "write"])
+    email, password = f"client-2fa-{uuid.uuid4().hex[:10]}@acme.test", "client-2fa-pass"
+    signed_up = client.call("POST", "/profile/customer/signup", {"email": email, "password": password})
+    assert signed_up.status == 201, signed_up.text
+
+    # When it asks for a magic link the way the clients do (GET with ?email=) and follows the link
+    asked = client.call("GET", f"/profile/magic-link?email={email}")
+    assert asked.status == 200 and asked.json() == {"sent": True}, asked.text
+    link = mailbox_message(api, email)["link"]
+    assert link.startswith(api.base_url)
+    followed = client.call("GET", link.removeprefix(api.base_url))
+
+    # Then it reads the sign-in envelope where it always does
+    assert followed.status == 200, followed.text
+    client.person = followed.json()["data"]["token"]
+
+    # Given 2FA turned on through the client
+    setup = client.call("POST", "/profile/security/2fa/setup")
+    assert setup.status == 200, setup.text
+    authenticator = pyotp.TOTP(setup.json()["secret"])
+    enabled = client.call("POST", "/profile/security/2fa/enable", {"code": authenticator.now()})
+    assert enabled.status == 200 and len(enabled.json()["recoveryCodes"]) == 10, enabled.text
+
+    # When it signs in again: AppEngine's 2FA fields, at the top level and under data, and no token
+    client.person = None
+    answer = client.call("POST", "/profile/customer/signin", {"email": email, "password": password})
+    assert answer.status == 200, answer.text
+    body = answer.json()
+    for fields in (body, body["data"]):
+        assert fields["requiresTwoFactor"] is True and fields["twoFactorMethod"] == "authenticator"
+        assert fields["challengeToken"] == fields["partialToken"] and "token" not in fields
+
+    # Then the challenge completes at the alias the clients call, with challengeToken, into a session
+    verified = client.call(
+        "POST",
+        "/profile/security/challenge/verify",
+        {"challengeToken": body["challengeToken"], "code": authenticator.at(time.time() + 30)},
+    )
+    assert verified.status == 200, verified.text
+    client.person = verified.json()["data"]["token"]
+    whoami = client.call("GET", "/profile/whoami")
+    assert whoami.status == 200 and whoami.json()["principal"]["data"]["email"] == email
