@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from appengine_core.edge.guard import ORGID_HEADER, header, require_orgid
 from appengine_core.edge.http import PUBLIC, PUBLIC_NO_ORG, HttpFunction, created, validation_details
@@ -126,7 +126,8 @@ def app_token(credentials: AppCredentials) -> AppToken:
 # -- passwordless sign-in (contract §4): a link and a code by email ----------------------------------
 EmailQuery = Annotated[str | None, Query(max_length=MAX_EMAIL_LENGTH)]
 TypeQuery = Annotated[str | None, Query(alias="type", max_length=32, description="`code`: the code alone")]
-TokenQuery = Annotated[str | None, Query(max_length=MAX_TOKEN_LENGTH)]
+# A secret: Powertools logs a route's arguments at DEBUG, where a SecretStr shows as '**********'.
+TokenQuery = Annotated[SecretStr | None, Query(max_length=MAX_TOKEN_LENGTH)]
 OrgidQuery = Annotated[
     str | None, Query(max_length=63, description="the link's orgid, when no orgid header is sent")
 ]
@@ -160,10 +161,10 @@ def link_orgid(query_orgid: str | None) -> str:
     return require_orgid({"headers": {ORGID_HEADER: query_orgid}})
 
 
-def required(token: str | None) -> str:
-    if not token:
+def required(token: SecretStr | None) -> str:
+    if token is None or not token.get_secret_value():
         raise invalid_field("token", "Field required")
-    return token
+    return token.get_secret_value()
 
 
 def ask(kind: PrincipalKind, request: LinkRequest, *, code_only: bool = False) -> Sent:
