@@ -34,7 +34,7 @@ from appengine_core.identity.audit_data import AUDIT_COLLECTION, AuditData, Audi
 from appengine_core.identity.principal import Caller, require_role
 from appengine_core.infra.errors import Forbidden, invalid_field
 from appengine_core.infra.events import SOURCE
-from appengine_core.infra.paging import Page, PageRequest, decode_cursor, encode_cursor
+from appengine_core.infra.paging import Page, PageRequest, decode_cursor, encode_cursor, examine
 from appengine_core.infra.settings import get_settings
 from appengine_core.infra.tenancy import ORGID_PATTERN, is_valid_orgid
 
@@ -323,35 +323,25 @@ class AuditService:
         wanted = page.page_size + 1
         # The first page counts every match it can within the cap (``total``); later pages need not.
         count_all = after is None and to_skip == 0
-        cap = MAX_EXAMINED + to_skip
-        read_on = filtered or count_all
-        matches: list[dict[str, Any]] = []
-        examined = skipped = total = 0
-        exhausted = False
-        while examined < cap:
-            # Read on to the cap to count (the first page) or to find matches past the filter;
-            # otherwise exactly what the page needs.
-            needed = cap - examined if read_on else (to_skip - skipped) + (wanted - len(matches))
+
+        def read(limit: int, after_sort_key: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
             batch = self._data.newest_first(
-                orgid,
-                limit=max(1, min(needed, cap - examined)),
-                after_sort_key=after,
-                event_type=event_type,
-                subject=subject,
+                orgid, limit=limit, after_sort_key=after_sort_key, event_type=event_type, subject=subject
             )
-            examined += batch.examined
-            for item in batch.items:
-                total += 1
-                if skipped < to_skip:
-                    skipped += 1
-                elif len(matches) < wanted:
-                    matches.append(item)
-            after = batch.last_sort_key
-            if after is None:
-                exhausted = True
-                break
-            if len(matches) >= wanted and not count_all:
-                break
+            return batch.items, batch.examined, batch.last_sort_key
+
+        # Read on to the cap to count (the first page) or to find matches past the filter; otherwise
+        # exactly what the page needs.
+        found = examine(
+            read,
+            after=after,
+            to_skip=to_skip,
+            wanted=wanted,
+            cap=MAX_EXAMINED + to_skip,
+            read_on=filtered or count_all,
+            count_all=count_all,
+        )
+        matches, exhausted, after, total = found.matches, found.exhausted, found.after, found.matched
         if len(matches) > page.page_size:
             last = str(matches[page.page_size - 1]["_sk"])
             next_cursor: str | None = encode_cursor(orgid, AUDIT_COLLECTION, last, query_id)

@@ -130,6 +130,54 @@ def fetch_page(
     return PageResult(items=items, page=request.page, page_size=request.page_size, next_cursor=next_cursor)
 
 
+@dataclass(frozen=True)
+class Examined(Generic[ItemT]):
+    """What a bounded, filtered examination of a partition found."""
+
+    matches: list[ItemT]  # at most ``wanted``, after the skipped ones
+    matched: int  # every match seen, skipped ones included (a total when ``exhausted``)
+    exhausted: bool  # the partition's end was reached
+    after: str | None  # the sort key the examination stopped at (None at the end)
+
+
+# (limit, after_sort_key) -> (the matches of one Query, how many items it examined, its last sort key)
+FilteredRead = Callable[[int, str | None], tuple[Sequence[ItemT], int, str | None]]
+
+
+def examine(
+    read: FilteredRead[ItemT],
+    *,
+    after: str | None,
+    to_skip: int,
+    wanted: int,
+    cap: int,
+    read_on: bool,
+    count_all: bool,
+) -> Examined[ItemT]:
+    """Read a partition in order through ``read`` until ``wanted`` matches follow ``to_skip`` ones, or
+    ``cap`` items were examined. ``read_on``: read up to the cap (a filter may match sparsely, or the
+    first page counts every match for ``total``); otherwise exactly what the page needs. ``count_all``
+    keeps reading past the page to count. Page numbers pay for the pages they skip; a cursor for its
+    page only."""
+    matches: list[ItemT] = []
+    examined = skipped = matched = 0
+    while examined < cap:
+        needed = cap - examined if read_on else (to_skip - skipped) + (wanted - len(matches))
+        items, examined_now, after = read(max(1, min(needed, cap - examined)), after)
+        examined += examined_now
+        for item in items:
+            matched += 1
+            if skipped < to_skip:
+                skipped += 1
+            elif len(matches) < wanted:
+                matches.append(item)
+        if after is None:
+            return Examined(matches, matched, exhausted=True, after=None)
+        if len(matches) >= wanted and not count_all:
+            break
+    return Examined(matches, matched, exhausted=False, after=after)
+
+
 class Page(BaseModel, Generic[ItemT]):
     """One page of a list, as services return it, in the list shape of contract §2.
 

@@ -19,7 +19,7 @@ from typing import Any
 from appengine_core.identity.principal import ADMIN_ROLES, Caller, Principal
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.errors import invalid_field
-from appengine_core.infra.paging import Page, decode_cursor, encode_cursor
+from appengine_core.infra.paging import Page, decode_cursor, encode_cursor, examine
 from appengine_core.records.data import RecordData, RecordFilter, find_filter
 from appengine_core.records.models import FindOptions, FindRequest
 
@@ -78,40 +78,33 @@ class RecordFinder:
         after = decode_cursor(options.next, orgid, datatype, query_id) if options.next else None
         to_skip = 0 if options.next else ((options.page or 1) - 1) * options.pageSize
         wanted = options.pageSize + 1
-        matches: list[Record] = []
-        examined = skipped = 0
-        exhausted = False
         # An unfiltered list of every record has its total in a counter; once anything is filtered out
         # (by the query or by what the caller may read) the counter would tell too much, so the total
         # is counted here, when every match fits in one examination.
         count_all = where is not None and after is None and to_skip == 0
-        total_matches = 0
-        # Page numbers pay for the pages they skip (hence their cap of 100); a cursor pays for its page only.
-        cap = MAX_EXAMINED + to_skip
-        while examined < cap:
-            # Unfiltered, read exactly what the page needs; filtered, read on (up to the cap) for matches.
-            needed = cap - examined if where is not None else (to_skip - skipped) + (wanted - len(matches))
+
+        def read(limit: int, after_sort_key: str | None) -> tuple[list[Record], int, str | None]:
             batch = self._data.query(
                 orgid,
                 datatype,
-                limit=max(1, min(needed, cap - examined)),
-                after_sort_key=after,
+                limit=limit,
+                after_sort_key=after_sort_key,
                 newest_first=newest_first,
                 where=where,
             )
-            examined += batch.examined
-            for record in batch.records:
-                total_matches += 1
-                if skipped < to_skip:
-                    skipped += 1
-                elif len(matches) < wanted:
-                    matches.append(record)
-            after = batch.last_sort_key
-            if after is None:
-                exhausted = True
-                break
-            if len(matches) >= wanted and not count_all:
-                break
+            return batch.records, batch.examined, batch.last_sort_key
+
+        # Unfiltered, read exactly what the page needs; filtered, read on (up to the cap) for matches.
+        found = examine(
+            read,
+            after=after,
+            to_skip=to_skip,
+            wanted=wanted,
+            cap=MAX_EXAMINED + to_skip,
+            read_on=where is not None,
+            count_all=count_all,
+        )
+        matches, exhausted, after, total_matches = found.matches, found.exhausted, found.after, found.matched
         # The filter already left out what the caller may not read; this re-check only guards the output.
         visible = [r for r in matches if can_see(caller.principal, r.requiredRole)]
         has_more = len(matches) > options.pageSize
