@@ -1,6 +1,6 @@
 """Runs every benchmark in turn."""
 
-from bench import authorizer, cold_import, cold_instructions, repository, sizes
+from bench import authorizer, cold_import, cold_instructions, load, repository, round_trips, sizes
 
 if __name__ == "__main__":
     cold_instructions.main()
@@ -11,7 +11,11 @@ if __name__ == "__main__":
     print()
     repository.main()
     print()
+    round_trips.main()
+    print()
     if sizes.BUILD.is_dir():
         sizes.main([])
     else:
         print("artifact sizes: run `make build` first (sam build), then `python -m bench.sizes`")
+    print()
+    load.main()  # last: it exits non-zero when a request of the run failed

@@ -1,7 +1,8 @@
 """Outbox publisher: DynamoDB stream (outbox inserts only) -> EventBridge, with partial-batch retries.
 
 A record whose event the bus refuses is reported as a batch item failure, so Lambda retries it (and
-what follows it on the shard) until the bus takes it: events are delayed by an outage, never lost.
+what follows it on the shard) until the bus takes it: an outage delays events. A record still refused
+at 6 hours old (the template's ``MaximumRecordAgeInSeconds``) is parked in the dead-letter queue.
 Delivery is at least once; every event carries ``eventId`` for consumers that must deduplicate.
 """
 

@@ -7,9 +7,11 @@ gateway on ``127.0.0.1:$PORT`` (default 3000).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,8 @@ def prepare_environment(endpoint: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL": endpoint,
         "APPENGINE_AWS_READ_TIMEOUT": "60",  # moto, not DynamoDB: see appengine_core.infra.aws
         **merged_environment(),
+        # Local only: OAuth issuers, endpoints and redirect URIs on http://127.0.0.1 (a local provider).
+        "APPENGINE_OAUTH_ALLOW_LOOPBACK_HTTP": "true",
     }
     environment.setdefault("POWERTOOLS_DEV", "false")
     os.environ.update(environment)
@@ -71,6 +75,7 @@ def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
     from appengine_core.ops.seed import apply_seed, read_seed_file
     from appengine_local.bus_tap import BusTap
     from appengine_local.gateway import LocalGateway
+    from appengine_local.log_subscription import LogSubscription
     from appengine_local.mailbox import DevMailbox
     from appengine_local.resources import provision
     from appengine_local.rules import RuleDispatcher
@@ -92,6 +97,8 @@ def build_local_stack(seed_file: Path | None) -> tuple[Any, dict[str, Any]]:
     gateway.local_routes[("GET", "/_local/events")] = _drained_first(tap, tap.route)
     gateway.local_routes[("GET", "/_local/mailbox")] = _drained_first(tap, mailbox.route)
     StreamMapping(template, gateway.lambdas, "PublisherFunction").run_forever()
+    # The functions' log group's subscription filter: usage lines to the metering function.
+    LogSubscription(template, gateway.lambdas, interval=2.0).run_forever()
     JOBS["rotate-signing-keys"]()
     report: dict[str, Any] = {}
     if seed_file is not None:
@@ -137,6 +144,8 @@ def _banner(port: int, endpoint: str, seed_file: Path | None) -> str:
 
 
 def main() -> None:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see what a stuck local stack waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("werkzeug", "botocore", "boto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -167,6 +167,32 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], Any]] = {
         ACME | BEARER,
         None,
     ),
+    "oauth-providers-list": ("GET", "/profile/oauth/providers", ACME | BEARER, None),
+    "oauth-provider-put": (
+        "PUT",
+        "/profile/oauth/providers/google",
+        ACME | BEARER | JSON,
+        {
+            "clientId": "1234567890-acme.apps.googleusercontent.com",
+            "clientSecret": "<client secret>",
+            "kinds": ["customer"],
+            "redirectUris": ["https://shop.acme.test/auth/callback"],
+            "allowedDomains": ["acme.test"],
+        },
+    ),
+    "oauth-provider-get": ("GET", "/profile/oauth/providers/google", ACME | BEARER, None),
+    "oauth-provider-delete": ("DELETE", "/profile/oauth/providers/google", ACME | BEARER, None),
+    "identities-own": ("GET", "/profile/security/identities", ACME | BEARER, None),
+    "identities-own-unlink": ("DELETE", "/profile/security/identities/google", ACME | BEARER, None),
+    # The sign-in flow (a browser navigation, the provider's callback, the application's exchange).
+    "oauth-start": (
+        "GET",
+        "/profile/google?orgid=acme&kind=customer&redirectUri=https://shop.acme.test/auth/callback",
+        {},
+        None,
+    ),
+    "oauth-callback": ("GET", "/profile/google/redirect?code=<provider code>&state=<state>", {}, None),
+    "oauth-exchange": ("POST", "/profile/oauth/exchange", ACME | JSON, {"code": "<one-time code>"}),
     "repository-create": (
         "POST",
         "/repository/create",
@@ -375,6 +401,42 @@ def _proxy_event(
     return event
 
 
+def _usage_lines_sample() -> dict[str, Any]:
+    """What the functions' log group's subscription filter hands the metering function: three usage
+    lines of acme on 1 January 2026, as CloudWatch Logs delivers them (gzip, base64)."""
+    import base64
+    import gzip
+
+    lines = [
+        {
+            "level": "INFO",
+            "location": "count_request:61",
+            "message": "request metered",
+            "timestamp": f"2026-01-01 00:00:0{n},000+0000",
+            "service": "appengine-usage",
+            "meter": "request",
+            "orgid": "acme",
+        }
+        for n in range(3)
+    ]
+    body = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/appengine-functions",
+        "logStream": "2026/01/01/[$LATEST]0123456789abcdef",
+        "subscriptionFilters": ["MeteringFunctionUsageLines"],
+        "logEvents": [
+            {
+                "id": f"3746283749283749283749283749283749283749283749283749283{n}",
+                "timestamp": 1767225600000 + n,
+                "message": json.dumps(line),
+            }
+            for n, line in enumerate(lines)
+        ],
+    }
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(body).encode(), mtime=0)).decode()}}
+
+
 def build_all() -> dict[str, dict[str, Any]]:
     template = load_template()
     gateway = LocalGateway(template, lambdas=LocalLambda.__new__(LocalLambda))
@@ -386,6 +448,7 @@ def build_all() -> dict[str, dict[str, Any]]:
     samples["publisher-stream-batch"] = PUBLISHER_SAMPLE
     samples["audit-event"] = AUDIT_SAMPLE
     samples["mailer-notification"] = MAILER_SAMPLE
+    samples["metering-usage-lines"] = _usage_lines_sample()
     return samples
 
 

@@ -507,6 +507,37 @@ def enable_with_a_wrong_code(w: World, _: str, headers: dict[str, str], __: Any)
     return Outcome(w.api.post("/profile/security/2fa/enable", headers=headers, body={"code": wrong}))
 
 
+def provider_settings(w: World, orgid: str) -> dict[str, Any]:
+    """A provider's settings for ``orgid``; acme's client id is acme's own, never to reach another org."""
+    client_id = f"{orgid}-client-{uuid.uuid4().hex[:12]}"
+    if orgid == "acme":
+        w.secrets.append(client_id)
+    return {
+        "clientId": client_id,
+        "clientSecret": f"secret-{uuid.uuid4().hex}",
+        "redirectUris": [f"https://{orgid}.matrix.test/auth/callback"],
+    }
+
+
+def put_provider(w: World, _: str, headers: dict[str, str], __: Any) -> Outcome:
+    # google, set in the org of the call (the home personas set globex's own)
+    body = provider_settings(w, headers["orgid"])
+    return Outcome(w.api.request("PUT", "/profile/oauth/providers/google", headers=headers, body=body))
+
+
+def on_acme_provider(method: str, provider: str) -> Call:
+    """``method`` on acme's ``provider``, which acme's admin sets first; nobody sets it in globex, so a
+    home persona meets 404 there."""
+
+    def call(w: World, _: str, headers: dict[str, str], __: Any) -> Outcome:
+        path = f"/profile/oauth/providers/{provider}"
+        configured = w.api.request("PUT", path, headers=w.admin, body=provider_settings(w, "acme"))
+        assert configured.status == 200, configured.text
+        return Outcome(w.api.request(method, path, headers=headers))
+
+    return call
+
+
 ADDRESS = {"country": "US", "postalCode": "10001"}
 SIGN_IN_AS_READER = {"email": "reader@acme.test", "password": "acme-reader-pass"}
 CASES: dict[tuple[str, str], Case] = {
@@ -684,6 +715,35 @@ CASES: dict[tuple[str, str], Case] = {
             "/profile/security/challenge/send",
             {"challengeToken": "not-a-partial-token", "method": "email"},
         ),
+    ),
+    # social sign-in and SSO (§4): provider settings by the org's RootAdmin/ConfigAdmin with a person's
+    # token (the home personas act on globex, where nobody sets microsoft or facebook: 404); linked
+    # identities are a person's own (nobody here has one linked: unlinking is 404).
+    ("GET", "/profile/oauth/providers"): Case(
+        Rule(allowed=PERSON_ADMIN), plain("GET", "/profile/oauth/providers")
+    ),
+    ("PUT", "/profile/oauth/providers/{provider}"): Case(Rule(allowed=PERSON_ADMIN), put_provider),
+    ("GET", "/profile/oauth/providers/{provider}"): Case(
+        Rule(allowed=PERSON_ADMIN, home=frozenset({404})), on_acme_provider("GET", "microsoft")
+    ),
+    ("DELETE", "/profile/oauth/providers/{provider}"): Case(
+        Rule(allowed=PERSON_ADMIN, home=frozenset({404})), on_acme_provider("DELETE", "facebook")
+    ),
+    ("GET", "/profile/security/identities"): Case(
+        Rule(allowed=PERSONS), plain("GET", "/profile/security/identities")
+    ),
+    ("DELETE", "/profile/security/identities/{provider}"): Case(
+        Rule(ok=404, allowed=PERSONS), plain("DELETE", "/profile/security/identities/google")
+    ),
+    # the sign-in flow (§4) is public: credentials are ignored, and what each call meets does not depend
+    # on which providers the matrix or other tests set (a start without redirectUri: 422; a state or
+    # code nobody issued: 401)
+    ("GET", "/profile/{provider}"): Case(public(422), plain("GET", "/profile/google?kind=customer")),
+    ("GET", "/profile/{provider}/redirect"): Case(
+        public(401), plain("GET", f"/profile/google/redirect?code=c&state=acme.{'A' * 43}")
+    ),
+    ("POST", "/profile/oauth/exchange"): Case(
+        public(401), plain("POST", "/profile/oauth/exchange", {"code": "A" * 43})
     ),
     # API keys (§5): a person's JWT only
     ("POST", "/api-key/create"): Case(

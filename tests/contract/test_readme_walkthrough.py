@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.contract.conftest import LocalApi, local_stack
+from tests.contract.conftest import LocalApi, _free_port, local_stack
 
 
 def readme_block(marker: str) -> str:
@@ -33,7 +36,49 @@ def fresh_api() -> Iterator[LocalApi]:
         yield local
 
 
-@pytest.mark.parametrize("marker", ["auth", "apikeys", "repository", "storefront", "appclients", "twofactor", "magiclink"])
+@pytest.fixture(scope="module")
+def local_idp() -> Iterator[str]:
+    """The local OpenID Connect provider, started as the README says (``python -m oidc_provider_mock``)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/.well-known/openid-configuration", timeout=2):
+                break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "oidc_provider_mock did not start"
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_readme_sso_walkthrough_runs_verbatim(fresh_api: LocalApi, local_idp: str) -> None:
+    script = readme_block("sso")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**os.environ, "API": fresh_api.base_url, "IDP": local_idp},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    assert outputs == expected_outputs(script)
+
+
+@pytest.mark.parametrize(
+    "marker", ["auth", "apikeys", "repository", "storefront", "appclients", "twofactor", "magiclink"]
+)
 def test_readme_walkthrough_runs_verbatim(fresh_api: LocalApi, marker: str) -> None:
     api = fresh_api
     script = readme_block(marker)

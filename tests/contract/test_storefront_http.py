@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.contract.conftest import LocalApi, sign_in
+import pytest
+
+from tests.contract.conftest import LocalApi, local_stack, sign_in
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[LocalApi]:
+    """A stack of this module's own. Catalog lookups are filtered Queries, and moto's Query sorts the
+    whole table (its transactions copy it), so these tests keep their timing on a table that the other
+    modules' thousands of items have not filled."""
+    with local_stack("storefront") as local:
+        yield local
 
 
 def staff(api: LocalApi) -> dict[str, str]:

@@ -19,14 +19,25 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
 
-from tests.contract.conftest import HttpResponse, LocalApi, sign_in
+from tests.contract.conftest import HttpResponse, LocalApi, local_stack, sign_in
 from tests.contract.test_platform_http import assert_error
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[LocalApi]:
+    """A stack of this module's own. Catalog lookups are filtered Queries, and moto's Query sorts the
+    whole table (its transactions copy it), so these tests keep their timing on a table that the other
+    modules' thousands of items have not filled."""
+    with local_stack("storefront-security") as local:
+        yield local
+
 
 # The org these tests shop in: not acme, whose catalog the README walk-through counts.
 ORG = "globex"

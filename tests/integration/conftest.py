@@ -26,6 +26,8 @@ def aws_stack(clean_env: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
         **merged_environment(),
+        # As on the local stack: OAuth issuers and redirect URIs may be http on a loopback address.
+        "APPENGINE_OAUTH_ALLOW_LOOPBACK_HTTP": "true",
     }
     for name, value in environment.items():
         clean_env.setenv(name, value)

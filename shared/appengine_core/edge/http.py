@@ -49,6 +49,7 @@ from appengine_core.infra.errors import (
     invalid_field,
 )
 from appengine_core.infra.events import calling_application
+from appengine_core.infra.store import TransactionCollided
 from appengine_core.infra.tenancy import ORGID_PATTERN
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -283,6 +284,16 @@ def create_resolver(logger: Logger) -> DocumentedResolver:
             "a backing service is briefly unavailable; retry", retry_after_seconds=1
         )
         return domain_error_response(unavailable, _request_id(app))
+
+    @app.exception_handler(TransactionCollided)
+    def _collided(_: TransactionCollided) -> Response[Any]:
+        # Concurrent transactions held an item of this write each time the store sent it: nothing was
+        # written and nothing was refused, so the client may simply try again.
+        logger.warning("write collided with concurrent transactions")
+        busy = ServiceUnavailable(
+            "a concurrent change held an item of this write; retry", retry_after_seconds=1
+        )
+        return domain_error_response(busy, _request_id(app))
 
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response[Any]:

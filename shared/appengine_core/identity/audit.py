@@ -52,6 +52,10 @@ AuditedEventType = Literal[
     "auth.recovery_code_used",
     "auth.recovery_codes_regenerated",
     "auth.magic_link_requested",
+    "auth.identity.linked",
+    "auth.identity.unlinked",
+    "oauth.provider.updated",
+    "oauth.provider.deleted",
     "session.revoked",
     "session.compromised",
     "apikey.created",
@@ -90,6 +94,7 @@ DETAIL_FIELDS = frozenset(
         "count",  # how many sessions were revoked
         "via",  # how a user came to be (signup)
         "application",  # the API key of the application a person called through (AppEngine's clients)
+        "provider",  # a social sign-in or SSO provider (google, microsoft, github, facebook, oidc)
     }
 )
 # A field whose name says it may hold a secret is never stored, whitelisted or not.

@@ -162,8 +162,11 @@ def org_exists(orgid: str) -> Check:
     return Check(org_key(orgid), "attribute_exists(PK)")
 
 
-def new_principal(record: Record, password_hash: str) -> Put:
-    return Put(record.key, record.to_item() | {PASSWORD_HASH: password_hash})
+def new_principal(record: Record, password_hash: str | None) -> Put:
+    """A principal's item; without a password hash for one that signs in only through a linked identity
+    (OAuth): its password sign-in then verifies against the dummy hash and fails as a wrong password."""
+    secret = {PASSWORD_HASH: password_hash} if password_hash is not None else {}
+    return Put(record.key, record.to_item() | secret)
 
 
 def membership_writes(orgid: str, user_sk: str, email: str) -> list[Operation]:
@@ -194,7 +197,7 @@ def new_user_writes(record: Record, password_hash: str, orgs: Sequence[str], ema
     return operations
 
 
-def new_customer_writes(record: Record, password_hash: str, email: str) -> list[Operation]:
+def new_customer_writes(record: Record, password_hash: str | None, email: str) -> list[Operation]:
     """A Customer, its email index and its count, in an org that must exist (operation 1)."""
     return [
         new_principal(record, password_hash),

@@ -251,6 +251,17 @@ class DirectoryService:
         self._commit_principal(new_customer_writes(record, password_hash, new.email))
         return record
 
+    def create_customer_without_password(self, orgid: str, email: str, profile: CustomerProfile) -> Record:
+        """A Customer that signs in only through a linked identity (social sign-in, contract §4): no
+        password hash is stored, so a password sign-in verifies against the dummy hash and fails as a
+        wrong password does, in the same time. 409 if the email is taken meanwhile, 404 without the org."""
+        email = normalize_email(email)
+        data = profile.model_dump(exclude_none=True) | {"email": email, "disabled": False}
+        record = Record.new(orgid=orgid, datatype="customer", data=data, name=email, record_id=new_id())
+        record = record.model_copy(update={"author": record.sk, "owner": record.sk})
+        self._commit_principal(new_customer_writes(record, None, email))
+        return record
+
     def _commit_principal(self, operations: list[Operation]) -> None:
         try:
             self._data.commit(operations)

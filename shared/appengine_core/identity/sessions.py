@@ -41,6 +41,7 @@ from appengine_core.identity.data import (
 from appengine_core.identity.data import PrincipalKind as PrincipalKind
 from appengine_core.identity.data import session_key as session_key
 from appengine_core.identity.data import spent_key as spent_key
+from appengine_core.infra.errors import ServiceUnavailable
 from appengine_core.infra.paging import PageRequest, PageResult, fetch_page
 from appengine_core.infra.store import ConditionFailed, Put, TenantStore, TransactionCollided
 from appengine_core.infra.tenancy import TenantKey, is_valid_orgid
@@ -224,7 +225,9 @@ class SessionStore:
         """Rotate ``token``'s family. Returns the outcome and, for rotated/grace, the new token."""
         now = now or time.time()
         key = session_key(token.home_orgid, token.session_id)
+        collided = False
         for _ in range(3):  # a lost race re-reads the session and decides again
+            collided = False
             item = self._store.get(key, consistent=True)
             if not item or item.get("revoked") or int(item.get("expiresAt", 0)) <= now:
                 return "invalid", None
@@ -276,9 +279,13 @@ class SessionStore:
             except ConditionFailed:
                 continue
             except TransactionCollided:
+                collided = True
                 continue
             self.revoke(token.home_orgid, token.session_id, reason="reuse")
             return "reuse", None
+        if collided:
+            # Concurrent transactions, not the token, kept the rotation out: the token is still good.
+            raise ServiceUnavailable("the session is busy; retry", retry_after_seconds=1)
         return "invalid", None
 
     @staticmethod

@@ -37,6 +37,14 @@ class InvalidCode(DomainError):
     default_message = "invalid or expired code"
 
 
+class InvalidState(DomainError):
+    """An OAuth callback whose ``state`` is unknown, used, expired or for another provider (no redirect:
+    nothing says where the browser came from)."""
+
+    code = "invalid_state"
+    default_message = "invalid, used or expired sign-in state"
+
+
 class OrgidRequired(DomainError):
     code = "orgid_required"
     default_message = "the orgid header is required"
@@ -95,6 +103,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Unauthorized: 401,
     InvalidCredentials: 401,
     InvalidCode: 401,
+    InvalidState: 401,
     OrgidRequired: 400,
     InvalidJson: 400,
     Forbidden: 403,

@@ -29,6 +29,7 @@ ENVIRONMENT_VARIABLES = {
     "MAIL_SENDER_ADDRESS": "mail_sender",
     "AUDIT_RETENTION_DAYS": "audit_retention_days",
     "MAGIC_LINK_URL": "magic_link_url",
+    "APPENGINE_OAUTH_ALLOW_LOOPBACK_HTTP": "oauth_allow_loopback_http",
 }
 
 
@@ -58,6 +59,10 @@ class Settings(BaseModel):
     # Where a magic link points (a page that redeems the token; ``{kind}`` becomes user or customer);
     # empty: this API's own redirect route, built from the request (identity.passwordless).
     magic_link_url: str = Field(default="", max_length=1024, pattern=r"^$|^https?://[^\s#]+$")
+    # OAuth issuers, endpoints and redirect URIs may be plain http on a loopback address (127.0.0.1, ::1,
+    # localhost): set ("true") by the local stack and the tests only, so that a local OpenID provider can
+    # stand in; never in the template (contract §4 "Social sign-in").
+    oauth_allow_loopback_http: bool = False
 
     @field_validator("platform_orgid")
     @classmethod

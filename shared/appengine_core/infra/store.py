@@ -7,10 +7,12 @@ atomicity come from conditional writes and transactions, never from read-then-wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -21,6 +23,11 @@ from appengine_core.infra.tenancy import TenantKey, collection_partition, org_pr
 
 TTL_ATTRIBUTE = "ttl"
 _KEY_ATTRIBUTES = ("PK", "SK")
+# A write refused only because a concurrent transaction held one of its items wrote nothing and judged
+# no condition, so it is sent again as it was: at most this many times in all, after a jittered pause.
+COLLISION_ATTEMPTS = 3
+COLLISION_PAUSE_SECONDS = 0.02
+_T = TypeVar("_T")
 
 
 class ConditionFailed(Exception):
@@ -35,8 +42,9 @@ class ConditionFailed(Exception):
 
 
 class TransactionCollided(Exception):
-    """A write collided with a concurrent transaction on the same item (DynamoDB's TransactionConflict):
-    no condition was judged, so the caller decides again from a fresh read."""
+    """A write collided with a concurrent transaction on the same item (DynamoDB's TransactionConflict)
+    every time the store sent it: no condition was judged, so the caller decides again from a fresh read,
+    or (the edge's default) answers 503 with ``Retry-After``."""
 
 
 def _raise_write_error(error: ClientError) -> None:
@@ -45,6 +53,16 @@ def _raise_write_error(error: ClientError) -> None:
         raise ConditionFailed() from error
     if code == "TransactionConflictException":
         raise TransactionCollided() from error
+
+
+def _until_no_collision(write: Callable[[], _T]) -> _T:
+    """``write``, sent again (bounded, with jittered backoff) while it collides with a transaction."""
+    for attempt in range(1, COLLISION_ATTEMPTS):
+        try:
+            return write()
+        except TransactionCollided:
+            time.sleep(random.uniform(0, COLLISION_PAUSE_SECONDS * 2**attempt))  # noqa: S311 (jitter)
+    return write()
 
 
 def to_dynamo(value: Any) -> Any:
@@ -215,35 +233,49 @@ class TenantStore:
 
     # -- writes --------------------------------------------------------------------------------
     def put(self, op: Put) -> None:
-        try:
-            self._table.put_item(**self._put_args(op))
-        except ClientError as error:
-            _raise_write_error(error)
-            raise
+        args = self._put_args(op)
+
+        def put_once() -> None:
+            try:
+                self._table.put_item(**args)
+            except ClientError as error:
+                _raise_write_error(error)
+                raise
+
+        _until_no_collision(put_once)
 
     def update(self, op: Update, *, return_new: bool = True) -> dict[str, Any] | None:
         args = self._update_args(op)
         if return_new:
             args["ReturnValues"] = "ALL_NEW"
-        try:
-            response = self._table.update_item(**args)
-        except ClientError as error:
-            _raise_write_error(error)
-            raise
-        attributes = response.get("Attributes")
+
+        def update_once() -> dict[str, Any]:
+            try:
+                return dict(self._table.update_item(**args))
+            except ClientError as error:
+                _raise_write_error(error)
+                raise
+
+        attributes = _until_no_collision(update_once).get("Attributes")
         return _strip_keys(attributes) if attributes else None
 
     def delete(self, op: Delete) -> None:
         args: dict[str, Any] = {"Key": op.key.as_item_key()}
         _add_condition(args, op.condition, op.values, op.names)
-        try:
-            self._table.delete_item(**args)
-        except ClientError as error:
-            _raise_write_error(error)
-            raise
+
+        def delete_once() -> None:
+            try:
+                self._table.delete_item(**args)
+            except ClientError as error:
+                _raise_write_error(error)
+                raise
+
+        _until_no_collision(delete_once)
 
     def transact(self, operations: Iterable[Operation]) -> None:
-        """All operations commit or none does; a failed condition raises ``ConditionFailed(index)``."""
+        """All operations commit or none does; a failed condition raises ``ConditionFailed(index)``;
+        a transaction cancelled by concurrent ones at each of its ``COLLISION_ATTEMPTS`` raises
+        ``TransactionCollided``."""
         items: list[dict[str, Any]] = []
         for op in operations:
             if isinstance(op, Put):
@@ -260,18 +292,22 @@ class TenantStore:
                 items.append({"ConditionCheck": args})
         if not items:
             return
-        try:
-            self._table.meta.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if aws.client_error_code(error) != "TransactionCanceledException":
+
+        def transact_once() -> None:
+            try:
+                self._table.meta.client.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                if aws.client_error_code(error) != "TransactionCanceledException":
+                    raise
+                reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+                for index, reason in enumerate(reasons):
+                    if reason.get("Code") == "ConditionalCheckFailed":
+                        raise ConditionFailed(index) from error
+                if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
+                    raise TransactionCollided() from error
                 raise
-            reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-            for index, reason in enumerate(reasons):
-                if reason.get("Code") == "ConditionalCheckFailed":
-                    raise ConditionFailed(index) from error
-            if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
-                raise TransactionCollided() from error
-            raise
+
+        _until_no_collision(transact_once)
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,122 @@
+"""Round trips per route are pinned (issue #18): one warm request of each route makes exactly the AWS
+calls below, the authorizer's included. More calls is a regression; fewer means the pin must come down,
+so the table stays the documentation of what each route costs. ``make bench`` prints the same counts
+beside issue #18's targets (bench/round_trips.py, whose measuring code this test uses).
+
+Names: ``Operation(collections)``, the collections the call's keys address (``#count`` a collection
+counter, ``#outbox`` the transactional outbox, ``#apikey-hh`` a key's credential item, ``note`` /
+``product`` / ``user`` records); ``authorizer:`` marks a call made by the authorizer.
+"""
+
+from __future__ import annotations
+
+from bench.round_trips import AUTHORIZER_PREFIX, Measured, measure
+
+AUTH_JWT_USER = AUTHORIZER_PREFIX + "BatchGetItem(#session,user)"
+AUTH_JWT_CUSTOMER = AUTHORIZER_PREFIX + "BatchGetItem(#session,customer)"
+AUTH_KEY = [
+    AUTHORIZER_PREFIX + "GetItem(#apikey-hh)",
+    AUTHORIZER_PREFIX + "TransactWriteItems(#apikey-hh,user)",  # the rate-limit counter, usage recorded
+]
+
+# DynamoDB calls of one warm request, in order.
+PINNED: dict[str, list[str]] = {
+    "authorizer decision (JWT)": ["BatchGetItem(#session,user)"],
+    "authorizer decision (API key)": ["GetItem(#apikey-hh)", "TransactWriteItems(#apikey-hh,user)"],
+    "profile whoami (JWT)": [AUTH_JWT_USER, "GetItem(user)"],
+    "profile whoami (API key)": [*AUTH_KEY, "GetItem(user)"],
+    "repository get": [AUTH_JWT_USER, "BatchGetItem(#org,note)"],
+    "repository get (API key)": [*AUTH_KEY, "BatchGetItem(#org,note)"],
+    "repository create": [
+        AUTH_JWT_USER,
+        "GetItem(#org)",
+        "TransactWriteItems(#count,#outbox,note)",
+    ],
+    "repository update": [
+        AUTH_JWT_USER,
+        "BatchGetItem(#org,note)",
+        "TransactWriteItems(#outbox,note)",
+    ],
+    "repository delete": [
+        AUTH_JWT_USER,
+        "BatchGetItem(#org,note)",
+        "TransactWriteItems(#count,#outbox,note)",
+    ],
+    # An unfiltered find's first page also reads the collection's counter (the total).
+    "repository find": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)", "GetItem(#count)"],
+    "repository find (filtered)": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)"],
+    "repository find-by-attribute": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)"],
+    "storefront products": ["Query(product)"],
+    "storefront product": ["Query(product)"],
+    "storefront cart add": [
+        AUTH_JWT_CUSTOMER,
+        "Query(product)",
+        "PutItem(#cart)",
+        "Query(product)",
+        "GetItem(#org)",
+    ],
+    "storefront calculate-cart": [AUTH_JWT_CUSTOMER, "Query(product)", "GetItem(#org)"],
+    "storefront checkout": [
+        AUTH_JWT_CUSTOMER,
+        "GetItem(#idempotency)",
+        "GetItem(#cart)",
+        "Query(product)",
+        "GetItem(#org)",
+        "UpdateItem(#sequence)",
+        "TransactWriteItems(#cart,#count,#customer-order,#idempotency,#order-number,#outbox,order,product)",
+    ],
+    "sign-in (password)": [
+        "BatchGetItem(#signin-failures,#signin-source)",
+        "GetItem(#user-email)",
+        "GetItem(user)",
+        "GetItem(#2fa)",
+        "TransactWriteItems(#principal-session,#session)",
+    ],
+    "refresh": [
+        "GetItem(#session)",
+        "GetItem(user)",
+        "GetItem(#session)",
+        "TransactWriteItems(#refresh-spent,#session)",
+    ],
+    "api-key create": [
+        AUTH_JWT_USER,
+        "GetItem(user)",
+        "TransactWriteItems(#apikey-hh,#apikey-id,#count)",
+    ],
+}
+# Calls to Secrets Manager, KMS, EventBridge and SES of one warm request; a route not listed makes none.
+PINNED_OTHER: dict[str, list[str]] = {
+    "sign-in (password)": ["events:PutEvents"],  # auth.signed_in, straight to the bus
+    "api-key create": ["events:PutEvents"],  # apikey.created
+}
+
+
+def _mismatch(route: str, kind: str, pinned: list[str], counted: list[str]) -> str | None:
+    if counted == pinned:
+        return None
+    if len(counted) > len(pinned):
+        verdict = f"regression: {len(counted)} {kind} calls, pinned {len(pinned)}"
+    elif len(counted) < len(pinned):
+        verdict = f"{len(counted)} {kind} calls, fewer than the pinned {len(pinned)}: lower the pin"
+    else:
+        verdict = f"the {kind} calls changed (same number): update the pin if this is intended"
+    return f"{route}: {verdict}\n    pinned:  {pinned}\n    counted: {counted}"
+
+
+def test_each_route_makes_exactly_its_pinned_round_trips(aws_stack: dict[str, str]) -> None:
+    # Given every pinned route requested once to warm its containers
+    # When the second, identical-shaped request of each is counted
+    measured: dict[str, Measured] = measure()
+
+    # Then every route is pinned, and each makes exactly its pinned calls, in order
+    assert set(measured) == set(PINNED), "every measured route needs a pin (and every pin a route)"
+    problems = [
+        problem
+        for route, counted in measured.items()
+        for problem in (
+            _mismatch(route, "DynamoDB", PINNED[route], counted.dynamodb),
+            _mismatch(route, "other-service", PINNED_OTHER.get(route, []), counted.other),
+        )
+        if problem is not None
+    ]
+    assert not problems, "\n".join(problems)
