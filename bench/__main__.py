@@ -1,6 +1,6 @@
 """Runs every benchmark in turn."""
 
-from bench import authorizer, cold_import, cold_instructions, load, repository, round_trips, sizes
+from bench import authorizer, cold_import, cold_instructions, load, metering, repository, round_trips, sizes
 
 if __name__ == "__main__":
     cold_instructions.main()
@@ -12,6 +12,8 @@ if __name__ == "__main__":
     repository.main()
     print()
     round_trips.main()
+    print()
+    metering.main()
     print()
     if sizes.BUILD.is_dir():
         sizes.main([])
