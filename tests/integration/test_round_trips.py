@@ -43,16 +43,17 @@ PINNED: dict[str, list[str]] = {
         "TransactWriteItems(#count,#outbox,note)",
     ],
     # An unfiltered find's first page also reads the collection's counter (the total).
-    "repository find": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)", "GetItem(#count)"],
-    "repository find (filtered)": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)"],
-    "repository find-by-attribute": [AUTH_JWT_USER, "GetItem(#org)", "Query(note)"],
+    # The collection's role and its counter come in one BatchGetItem before the Query.
+    "repository find": [AUTH_JWT_USER, "BatchGetItem(#count,#org)", "Query(note)"],
+    "repository find (filtered)": [AUTH_JWT_USER, "BatchGetItem(#count,#org)", "Query(note)"],
+    "repository find-by-attribute": [AUTH_JWT_USER, "BatchGetItem(#count,#org)", "Query(note)"],
     "storefront products": ["Query(product)"],
     "storefront product": ["Query(product)"],
+    # The product checked for stock prices the cart too (not read twice).
     "storefront cart add": [
         AUTH_JWT_CUSTOMER,
         "Query(product)",
         "PutItem(#cart)",
-        "Query(product)",
         "GetItem(#org)",
     ],
     "storefront calculate-cart": [AUTH_JWT_CUSTOMER, "Query(product)", "GetItem(#org)"],

@@ -19,7 +19,7 @@ from appengine_core.commerce.quotes import QuoteService
 from appengine_core.commerce.rules import bounded
 from appengine_core.commerce.shoppers import Shoppers
 from appengine_core.identity.principal import Caller
-from appengine_core.infra.envelope import new_id, utc_now_iso
+from appengine_core.infra.envelope import Record, new_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, NotFound, invalid_field
 
 
@@ -48,11 +48,11 @@ class CartService:
         self._require_open(cart)
         items = {i.sku: i.quantity for i in cart.items}
         wanted = items.get(request.sku, 0) + request.quantity
-        self._catalog.check_stock(orgid, request.sku, wanted)
+        product = self._catalog.check_stock(orgid, request.sku, wanted)
         items[request.sku] = wanted
         if len(items) > MAX_LINES:
             raise invalid_field("sku", f"a cart holds at most {MAX_LINES} products")
-        return self._save(orgid, cart, items, expected)
+        return self._save(orgid, cart, items, expected, known={request.sku: product})
 
     def update(self, caller: Caller, request: CartUpdate | CartRemove) -> Cart:
         """Set a product's quantity (0, or a remove request, takes it out)."""
@@ -64,12 +64,13 @@ class CartService:
         if request.sku not in items:
             raise NotFound(f"{request.sku} is not in the cart")
         quantity = request.quantity if isinstance(request, CartUpdate) else 0
+        known: dict[str, Record] = {}
         if quantity:
-            self._catalog.check_stock(orgid, request.sku, quantity)
+            known[request.sku] = self._catalog.check_stock(orgid, request.sku, quantity)
             items[request.sku] = quantity
         else:
             del items[request.sku]
-        return self._save(orgid, cart, items, cart.version or 1)
+        return self._save(orgid, cart, items, cart.version or 1, known=known)
 
     def stored(self, orgid: str, customer: str, cart_id: str) -> StoredCart:
         """The cart as stored (read consistently); 404 if the customer has no such cart."""
@@ -83,7 +84,15 @@ class CartService:
         if cart.status != "open":
             raise Conflict("the cart was checked out")
 
-    def _save(self, orgid: str, cart: StoredCart, items: dict[str, int], expected: int | None) -> Cart:
+    def _save(
+        self,
+        orgid: str,
+        cart: StoredCart,
+        items: dict[str, int],
+        expected: int | None,
+        *,
+        known: dict[str, Record] | None = None,
+    ) -> Cart:
         saved = cart.model_copy(
             update={
                 "items": [CartItem(sku=s, quantity=q) for s, q in items.items()],
@@ -95,10 +104,11 @@ class CartService:
             self._data.save_cart(orgid, saved, expected)
         except CartChanged as exc:
             raise Conflict("the cart changed or was checked out meanwhile") from exc
-        return self._view(orgid, saved)
+        return self._view(orgid, saved, known)
 
-    def _view(self, orgid: str, cart: StoredCart) -> Cart:
-        shown = self._quotes.price_as_shown(orgid, cart.items).as_quote()
+    def _view(self, orgid: str, cart: StoredCart, known: dict[str, Record] | None = None) -> Cart:
+        # The products just checked for stock are not read again to price the cart.
+        shown = self._quotes.price_as_shown(orgid, cart.items, known).as_quote()
         return Cart(
             cartId=cart.cartId,
             customerId=cart.customerId,

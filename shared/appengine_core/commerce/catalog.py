@@ -79,14 +79,16 @@ class CatalogService:
             raise NotFound(f"no product {sku}")
         return found
 
-    def check_stock(self, orgid: str, sku: str, quantity: int) -> None:
-        """409 unless ``quantity`` of the product is in stock (any quantity when it is not tracked)."""
-        stock = self.on_sale(orgid, sku).data.get("stock")
+    def check_stock(self, orgid: str, sku: str, quantity: int) -> Record:
+        """The product, or 409 unless ``quantity`` of it is in stock (any quantity when not tracked)."""
+        product = self.on_sale(orgid, sku)
+        stock = product.data.get("stock")
         if stock is None:
-            return  # not stock-tracked: any quantity (contract §7)
+            return product  # not stock-tracked: any quantity (contract §7)
         try:
             available = int(stock)
         except (TypeError, ValueError) as exc:
             raise Conflict(f"product {sku} has no valid stock") from exc
         if available < quantity:
             raise Conflict(f"only {stock} of {sku} in stock")
+        return product

@@ -89,9 +89,13 @@ class QuoteService:
             raise Conflict("a coupon or gift card of the org is misconfigured") from exc
         return PricedCart(breakdown=breakdown, coupon=coupon_record, gift_card=gift, products=products)
 
-    def price_as_shown(self, orgid: str, items: Sequence[CartItem]) -> PriceBreakdown:
-        """A cart's lines as shown: products no longer on sale are left out, no coupon or gift card."""
-        return quote(self.lines(orgid, items, strict=False), self._settings.price_settings(orgid))
+    def price_as_shown(
+        self, orgid: str, items: Sequence[CartItem], known: dict[str, Record] | None = None
+    ) -> PriceBreakdown:
+        """A cart's lines as shown: products no longer on sale are left out, no coupon or gift card.
+        ``known``: products this request has read already, by SKU (not read again)."""
+        lines = self.lines(orgid, items, strict=False, known=known)
+        return quote(lines, self._settings.price_settings(orgid))
 
     def lines(
         self,
@@ -100,12 +104,14 @@ class QuoteService:
         *,
         strict: bool,
         found: dict[str, Record] | None = None,
+        known: dict[str, Record] | None = None,
     ) -> list[Line]:
-        """Lines priced from the current products; ``found`` collects the products by SKU."""
+        """Lines priced from the current products; ``found`` collects the products by SKU; ``known``
+        are products this request has read already."""
         lines = []
         for item in items:
             try:
-                product = self._catalog.on_sale(orgid, item.sku)
+                product = (known or {}).get(item.sku) or self._catalog.on_sale(orgid, item.sku)
             except NotFound:
                 if strict:
                     raise

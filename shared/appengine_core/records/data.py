@@ -132,6 +132,15 @@ class RecordData:
             examined=page.examined,
         )
 
+    def collection_facts(self, orgid: str, datatype: str) -> tuple[str | None, int]:
+        """The collection's required role and its exact record count, in one round trip (a find needs
+        both: the role before it reads, the count for an unfiltered list's ``total``)."""
+        org, counter = org_key(orgid), counter_key(orgid, datatype)
+        found = self._store.batch_get([org, counter])
+        return _collection_role(found.get(org.sort), datatype), int(
+            found.get(counter.sort, {}).get("total", 0)
+        )
+
     def count(self, orgid: str, datatype: str) -> int:
         """The exact number of records in the collection (its counter, kept by every write)."""
         item = self._store.get(counter_key(orgid, datatype))

@@ -53,8 +53,11 @@ class RecordFinder:
     def __init__(self, data: RecordData | None = None) -> None:
         self._data = data or RecordData()
 
-    def find(self, caller: Caller, datatype: str, request: FindRequest) -> Page[Record]:
-        """One page of the records of ``datatype`` that match ``request`` and that the caller may read."""
+    def find(
+        self, caller: Caller, datatype: str, request: FindRequest, *, collection_total: int | None = None
+    ) -> Page[Record]:
+        """One page of the records of ``datatype`` that match ``request`` and that the caller may read.
+        ``collection_total``: the collection's counter, when the caller has read it already."""
         options = request.options
         sort_field = options.sort if options.sort and options.sort not in NATURAL_SORTS else None
         newest_first = options.sortType == "desc"
@@ -62,7 +65,7 @@ class RecordFinder:
         query_id = query_identity(request.query, sort_field, newest_first)
         if sort_field is not None:
             return self._find_sorted(caller, datatype, where, options, sort_field, query_id)
-        return self._find_unsorted(caller, datatype, where, options, newest_first, query_id)
+        return self._find_unsorted(caller, datatype, where, options, newest_first, query_id, collection_total)
 
     def _find_unsorted(
         self,
@@ -72,6 +75,7 @@ class RecordFinder:
         options: FindOptions,
         newest_first: bool,
         query_id: str,
+        collection_total: int | None = None,
     ) -> Page[Record]:
         """The natural (sort-key) order: a cursor carries the last sort key returned."""
         orgid = caller.orgid
@@ -118,7 +122,9 @@ class RecordFinder:
         else:
             next_cursor = None
         if where is None:
-            total: int | None = self._data.count(orgid, datatype)
+            total: int | None = (
+                collection_total if collection_total is not None else self._data.count(orgid, datatype)
+            )
         else:
             total = total_matches if count_all and exhausted else None
         return Page[Record](

@@ -207,8 +207,10 @@ class RepositoryService:
         self._check_datatype(datatype)
         if not caller.principal.has_permission("read"):
             raise Forbidden("needs the read permission")
-        self._check_collection(caller, datatype)
-        return self._finder.find(caller, datatype, request)
+        role, total = self._data.collection_facts(caller.orgid, datatype)
+        if not can_see(caller.principal, role):
+            raise Forbidden("this collection needs a role you do not have")
+        return self._finder.find(caller, datatype, request, collection_total=total)
 
     def find_by_attribute(
         self, caller: Caller, datatype: str, attribute: str, value: str, page: PageRequest
