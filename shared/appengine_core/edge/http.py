@@ -577,7 +577,7 @@ class HttpFunction:
             principal=principal.principal_id,
             kind=principal.kind,
             # A person's call made through an application (AppEngine's clients): both are logged.
-            application=_application_of(RequestContext(orgid=orgid, principal=principal)),
+            application=_application_of(principal),
         )
         self._meter().count_request(orgid)
         return RequestContext(orgid=orgid, principal=principal)
@@ -594,24 +594,23 @@ class HttpFunction:
             else:
                 if caller is not None:
                     self.app.append_context(caller=caller)  # type: ignore[no-untyped-call]
-                with calling_application(_application_of(caller)):
+                with calling_application(_application_of(caller.principal if caller else None)):
                     result = self.app.resolve(_as_json_request(event), context)
             return _with_request_id(result, request_id)
 
         return http_entrypoint_for(handle, self.logger, self.metrics)
 
 
-def _application_of(caller: RequestContext | None) -> str | None:
+def _application_of(principal: Principal | None) -> str | None:
     """The API key of the application a person's call came through (an app token beside the person's)."""
-    principal = caller.principal if caller is not None else None
     if principal is None or principal.credential != "jwt":
         return None
     return principal.api_key_id
 
 
 def _holds_lone_surrogate(body: str) -> bool:
-    if "\\ud" not in body.lower():
-        return False  # the common case, without parsing twice
+    if "\\ud" not in body and "\\uD" not in body:
+        return False  # the common case (JSON spells the escape \\u, the hex digits in either case)
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):

@@ -29,8 +29,6 @@ from appengine_core.infra.tenancy import TenantKey, is_valid_orgid
 USAGE_COLLECTION = "#usage"
 USAGE_BATCH_COLLECTION = "#usage-batch"
 USAGE_LOGGER = "appengine-usage"
-# What the template's subscription filter selects: the usage lines, and nothing else of the log group.
-USAGE_FILTER_PATTERN = '{ $.meter = "request" }'
 RETENTION_DAYS = 400
 # A batch marker outlives any redelivery of its batch (CloudWatch Logs retries for hours, not days).
 BATCH_MARKER_SECONDS = 2 * 86400

@@ -7,8 +7,6 @@ mailer (deployed) or the dev mailbox (local stack) subscribes to it. Nothing her
 
 from __future__ import annotations
 
-import logging
-
 from pydantic import BaseModel, Field, SecretStr
 
 from appengine_core.infra.events import DomainEvent, EventPublisher
@@ -45,17 +43,6 @@ class Notifier:
         self._events = events or EventPublisher()
 
     def send(self, notification: Notification) -> None:
-        """Put the message on the bus; raises when the bus refuses it (callers that must not reveal
-        whether a message was due, such as magic-link requests, use ``send_best_effort``)."""
+        """Put the message on the bus; raises when the bus refuses it. (Magic-link requests, which must
+        not reveal whether a message was due, publish it best-effort with their other event instead.)"""
         self._events.publish([notification.event()])
-
-    def send_best_effort(self, notification: Notification) -> bool:
-        """Put the message on the bus; a failure is logged (without the message) and reported as False."""
-        try:
-            self.send(notification)
-        except Exception:
-            logging.getLogger("appengine.notifications").exception(
-                "notification not published", extra={"purpose": notification.purpose}
-            )
-            return False
-        return True

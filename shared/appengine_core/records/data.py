@@ -140,8 +140,3 @@ class RecordData:
         return _collection_role(found.get(org.sort), datatype), int(
             found.get(counter.sort, {}).get("total", 0)
         )
-
-    def count(self, orgid: str, datatype: str) -> int:
-        """The exact number of records in the collection (its counter, kept by every write)."""
-        item = self._store.get(counter_key(orgid, datatype))
-        return int((item or {}).get("total", 0))

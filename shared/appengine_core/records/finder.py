@@ -54,10 +54,10 @@ class RecordFinder:
         self._data = data or RecordData()
 
     def find(
-        self, caller: Caller, datatype: str, request: FindRequest, *, collection_total: int | None = None
+        self, caller: Caller, datatype: str, request: FindRequest, *, collection_total: int
     ) -> Page[Record]:
         """One page of the records of ``datatype`` that match ``request`` and that the caller may read.
-        ``collection_total``: the collection's counter, when the caller has read it already."""
+        ``collection_total``: the collection's counter (the ``total`` of an unfiltered list)."""
         options = request.options
         sort_field = options.sort if options.sort and options.sort not in NATURAL_SORTS else None
         newest_first = options.sortType == "desc"
@@ -75,7 +75,7 @@ class RecordFinder:
         options: FindOptions,
         newest_first: bool,
         query_id: str,
-        collection_total: int | None = None,
+        collection_total: int,
     ) -> Page[Record]:
         """The natural (sort-key) order: a cursor carries the last sort key returned."""
         orgid = caller.orgid
@@ -122,9 +122,7 @@ class RecordFinder:
         else:
             next_cursor = None
         if where is None:
-            total: int | None = (
-                collection_total if collection_total is not None else self._data.count(orgid, datatype)
-            )
+            total: int | None = collection_total
         else:
             total = total_matches if count_all and exhausted else None
         return Page[Record](

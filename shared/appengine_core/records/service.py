@@ -111,8 +111,7 @@ class RepositoryService:
 
     def _check_collection(self, caller: Caller, datatype: str) -> None:
         """403 unless the caller holds the role the org's settings require for the whole collection."""
-        if not can_see(caller.principal, self._data.collection_role(caller.orgid, datatype)):
-            raise Forbidden("this collection needs a role you do not have")
+        _require_collection_role(caller, self._data.collection_role(caller.orgid, datatype))
 
     def _load(self, caller: Caller, datatype: str, path_id: str, *, consistent: bool = False) -> Record:
         """The record a path names, with its collection's role checked, or 404/403."""
@@ -208,8 +207,7 @@ class RepositoryService:
         if not caller.principal.has_permission("read"):
             raise Forbidden("needs the read permission")
         role, total = self._data.collection_facts(caller.orgid, datatype)
-        if not can_see(caller.principal, role):
-            raise Forbidden("this collection needs a role you do not have")
+        _require_collection_role(caller, role)
         return self._finder.find(caller, datatype, request, collection_total=total)
 
     def find_by_attribute(
@@ -218,3 +216,8 @@ class RepositoryService:
         """Records whose ``data.<attribute>`` equals ``value``: a find with that one equality."""
         options = FindOptions(pageSize=page.page_size, page=page.page, next=page.cursor)
         return self.find(caller, datatype, FindRequest(query={attribute: value}, options=options))
+
+
+def _require_collection_role(caller: Caller, role: str | None) -> None:
+    if not can_see(caller.principal, role):
+        raise Forbidden("this collection needs a role you do not have")
