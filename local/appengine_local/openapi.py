@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import Server
 
-from appengine_core.edge.http import SECURITY_SCHEMES
+from appengine_core.edge.http import security_schemes
 from appengine_local.template import REPO_ROOT, Template, load_template
 
 DOCUMENT_PATH = REPO_ROOT / "functions" / "platform" / "openapi.json"
@@ -32,7 +32,7 @@ def generate(template: Template | None = None) -> dict[str, Any]:
             "`x-client-authorization` or `x-api-key`."
         ),
         servers=[Server(url="/")],
-        security_schemes=SECURITY_SCHEMES,
+        security_schemes=security_schemes(),
         on_conflict="error",
     )
     routed = {route.function for route in template.routes}

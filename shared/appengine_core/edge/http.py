@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast, get_origin
+from typing import TYPE_CHECKING, Any, cast, get_origin
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -20,14 +20,6 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.openapi.models import (
-    APIKey,
-    APIKeyIn,
-    HTTPBearer,
-    OpenAPI,
-    Parameter,
-    SecurityScheme,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
@@ -51,6 +43,9 @@ from appengine_core.infra.errors import (
 from appengine_core.infra.events import calling_application
 from appengine_core.infra.store import TransactionCollided
 from appengine_core.infra.tenancy import ORGID_PATTERN
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, SecurityScheme
 
 REQUEST_ID_HEADER = "x-request-id"
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -143,24 +138,31 @@ def _request_id(app: APIGatewayRestResolver) -> str:
         return ""
 
 
-# The credentials of contract §1, as the OpenAPI document names them.
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "bearerAuth": HTTPBearer(
-        bearerFormat="JWT",
-        description="A User's or Customer's access token, or an app token (`Bearer ` optional)",
-    ),
-    "apiKey": APIKey(
-        name="x-api-key",
-        description="An API key: acts as the User it belongs to, within the key's scopes",
-        **{"in": APIKeyIn.header},
-    ),
-    "clientAuthorization": APIKey(
-        name="x-client-authorization",
-        description="A person's access token as AppEngine's clients send it (`Authorization` may then "
-        "hold the calling application's token)",
-        **{"in": APIKeyIn.header},
-    ),
-}
+def security_schemes() -> dict[str, SecurityScheme]:
+    """The credentials of contract §1, as the OpenAPI document names them. Built when a document is
+    asked for: Powertools' OpenAPI models cost a cold start about half of ``import boto3`` again, and
+    no request needs them (validation uses the routes' own models)."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+    return {
+        "bearerAuth": HTTPBearer(
+            bearerFormat="JWT",
+            description="A User's or Customer's access token, or an app token (`Bearer ` optional)",
+        ),
+        "apiKey": APIKey(
+            name="x-api-key",
+            description="An API key: acts as the User it belongs to, within the key's scopes",
+            **{"in": APIKeyIn.header},
+        ),
+        "clientAuthorization": APIKey(
+            name="x-client-authorization",
+            description="A person's access token as AppEngine's clients send it (`Authorization` may "
+            "then hold the calling application's token)",
+            **{"in": APIKeyIn.header},
+        ),
+    }
+
+
 ORGID_PARAMETER: dict[str, Any] = {
     "name": ORGID_HEADER,
     "in": "header",
@@ -178,7 +180,6 @@ class DocumentedResolver(APIGatewayRestResolver):
 
     def __init__(self) -> None:
         super().__init__(enable_validation=True)
-        self.configure_openapi(security_schemes=SECURITY_SCHEMES)
         self.orgid_operations: set[tuple[str, str]] = set()  # (method, OpenAPI path)
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -190,6 +191,9 @@ class DocumentedResolver(APIGatewayRestResolver):
         return super().resolve(event, context)
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        from aws_lambda_powertools.event_handler.openapi.models import Parameter
+
+        kwargs["security_schemes"] = kwargs.get("security_schemes") or security_schemes()
         document = super().get_openapi_schema(*args, **kwargs)
         orgid = Parameter.model_validate(ORGID_PARAMETER)
         for path, item in (document.paths or {}).items():

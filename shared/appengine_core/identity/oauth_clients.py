@@ -30,20 +30,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.base import OAuth2Error
-from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet, KeySetSerialization
-from joserfc.jws import JWSRegistry
-
 from appengine_core.identity.oauth_providers import url_scheme_problem, url_shape_problem
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
+
+# requests, Authlib and joserfc are imported by the methods that call a provider: the OAuth function's
+# other routes (provider settings, identities, the exchange) never need them, and they would double its
+# cold start (bench.cold_instructions).
 
 TIMEOUT_SECONDS = 5.0
 MAX_BODY_BYTES = 1024 * 1024
@@ -209,6 +206,8 @@ class OAuthClients:
         extra: Mapping[str, str] | None = None,
     ) -> str:
         """The provider's authorization URL: the code flow with PKCE S256, ``state`` and ``nonce``."""
+        from authlib.integrations.requests_client import OAuth2Session
+
         self.check_url(endpoint, "authorization endpoint")
         with OAuth2Session(
             client_id=client_id, scope=scope, redirect_uri=callback, code_challenge_method="S256"
@@ -274,6 +273,11 @@ class OAuthClients:
         auth_method: str,
     ) -> dict[str, Any]:
         """The provider's token response for ``code`` (client secret + PKCE verifier)."""
+        import requests
+        from authlib.integrations.base_client.errors import OAuthError
+        from authlib.integrations.requests_client import OAuth2Session
+        from authlib.oauth2.base import OAuth2Error
+
         self.check_url(token_endpoint, "token endpoint")
         try:
             with OAuth2Session(
@@ -316,6 +320,11 @@ class OAuthClients:
     ) -> dict[str, Any]:
         """The claims of an ID token whose signature (the issuer's JWKS), ``iss`` (``issuer_ok``, given
         the claims), ``aud`` (``client_id``), ``exp`` and ``nonce`` hold."""
+        from authlib.oidc.core import CodeIDToken
+        from joserfc import jwt
+        from joserfc.errors import InvalidKeyIdError, JoseError
+        from joserfc.jws import JWSRegistry
+
         if not isinstance(id_token, str) or not id_token or len(id_token) > 16384:
             raise ProviderError("the token response has no ID token")
         registry = JWSRegistry(algorithms=list(metadata.algorithms), strict_check_header=False)
@@ -421,6 +430,8 @@ class OAuthClients:
     def _get_json(
         self, url: str, *, what: str, bearer: str | None = None, headers: Mapping[str, str] | None = None
     ) -> Any:
+        import requests
+
         sent = {"Accept": "application/json", "User-Agent": USER_AGENT} | dict(headers or {})
         if bearer is not None:
             sent["Authorization"] = f"Bearer {bearer}"
@@ -449,4 +460,6 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _key_set(document: dict[str, Any]) -> KeySet:
     """A JWKS as joserfc's key set (a key it cannot read makes the whole set unusable: ValueError)."""
+    from joserfc.jwk import KeySet, KeySetSerialization
+
     return KeySet.import_key_set(cast(KeySetSerialization, document))

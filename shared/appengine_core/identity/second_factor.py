@@ -33,7 +33,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NoReturn
 
-import pyotp
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 from appengine_core.identity.data import (
@@ -112,6 +111,8 @@ def totp_step(now: float) -> int:
 
 def code_at_step(secret: str, step: int) -> str:
     """The code an authenticator holding ``secret`` shows during ``step``."""
+    import pyotp  # only a second step needs it: kept off the imports of every first factor's function
+
     return pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_SECONDS).at(step * TOTP_PERIOD_SECONDS)
 
 
@@ -377,6 +378,8 @@ class SecondFactorService:
     def setup(self, caller: Caller) -> TwoFactorSetup:
         """A new pending secret (replacing a pending one); 409 when 2FA is enabled."""
         principal = _person(caller)
+        import pyotp
+
         stored = self._stored(principal)
         secret = pyotp.random_base32()
         sealed = self._sealer.seal(secret, self._context(principal.principal_id))
