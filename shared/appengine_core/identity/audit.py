@@ -346,17 +346,11 @@ class AuditService:
             read_on=filtered or count_all,
             count_all=count_all,
         )
-        matches, exhausted, after, total = found.matches, found.exhausted, found.after, found.matched
-        if len(matches) > page.page_size:
-            last = str(matches[page.page_size - 1]["_sk"])
-            next_cursor: str | None = encode_cursor(orgid, AUDIT_COLLECTION, last, query_id)
-        elif not exhausted and after is not None:
-            next_cursor = encode_cursor(orgid, AUDIT_COLLECTION, after, query_id)  # the cap was hit
-        else:
-            next_cursor = None
+        resume = found.resume_after(page.page_size, lambda item: str(item["_sk"]))
+        next_cursor = encode_cursor(orgid, AUDIT_COLLECTION, resume, query_id) if resume is not None else None
         return Page[AuditEvent](
-            data=[AuditEvent.of_item(item) for item in matches[: page.page_size]],
-            total=total if count_all and exhausted else None,
+            data=[AuditEvent.of_item(item) for item in found.matches[: page.page_size]],
+            total=found.matched if count_all and found.exhausted else None,
             page=page.page,
             pageSize=page.page_size,
             hasNext=next_cursor is not None,

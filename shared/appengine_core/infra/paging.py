@@ -139,6 +139,15 @@ class Examined(Generic[ItemT]):
     exhausted: bool  # the partition's end was reached
     after: str | None  # the sort key the examination stopped at (None at the end)
 
+    def resume_after(self, page_size: int, sort_key_of: Callable[[ItemT], str]) -> str | None:
+        """Where the next page starts (the sort key to read after), or None when this page is the last:
+        after the page's last match when more matches were found, else where the examined cap stopped."""
+        if len(self.matches) > page_size:
+            return sort_key_of(self.matches[page_size - 1])
+        if not self.exhausted and self.after is not None:
+            return self.after
+        return None
+
 
 # (limit, after_sort_key) -> (the matches of one Query, how many items it examined, its last sort key)
 FilteredRead = Callable[[int, str | None], tuple[Sequence[ItemT], int, str | None]]

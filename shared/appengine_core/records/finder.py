@@ -108,23 +108,15 @@ class RecordFinder:
             read_on=where is not None,
             count_all=count_all,
         )
-        matches, exhausted, after, total_matches = found.matches, found.exhausted, found.after, found.matched
+        matches = found.matches
         # The filter already left out what the caller may not read; this re-check only guards the output.
         visible = [r for r in matches if can_see(caller.principal, r.requiredRole)]
-        has_more = len(matches) > options.pageSize
-        if has_more:
-            next_cursor: str | None = encode_cursor(
-                orgid, datatype, matches[options.pageSize - 1].sk, query_id
-            )
-        elif not exhausted and after is not None:
-            # The examined cap was hit: continue from there.
-            next_cursor = encode_cursor(orgid, datatype, after, query_id)
-        else:
-            next_cursor = None
+        resume = found.resume_after(options.pageSize, lambda record: record.sk)
+        next_cursor = encode_cursor(orgid, datatype, resume, query_id) if resume is not None else None
         if where is None:
             total: int | None = collection_total
         else:
-            total = total_matches if count_all and exhausted else None
+            total = found.matched if count_all and found.exhausted else None
         return Page[Record](
             data=visible[: options.pageSize],
             total=total,
