@@ -82,7 +82,8 @@ def run() -> dict[str, Any]:
         decide = _per_call_us(lambda: service.decide(headers), rounds=decisions)
         per_decision = len(calls) / (decisions * 5 + 50)
 
-        # The API-key path: checksum, one GetItem, one conditional write (the rate-limit counter).
+        # The API-key path: checksum, then on a warm container the admission write alone (the rate-limit
+        # counter, whose conditions prove the cached credential item still true).
         from appengine_core.identity.principal import Caller, Principal
         from appengine_core.keys.format import is_well_formed
         from appengine_core.keys.models import ApiKeyCreate

@@ -217,6 +217,9 @@ def _cases(gateway: Any) -> list[RouteCase]:
         ]
         for _ in range(2)
     ]
+    open_cart = ok(gateway.post("/storefront/cart/add", headers=buyer, json={"sku": "PEN-1", "quantity": 1}))[
+        "cartId"
+    ]
     refresh_token = [str(signed_in["refreshToken"])]
 
     def refresh(_: int) -> Any:
@@ -297,6 +300,16 @@ def _cases(gateway: Any) -> list[RouteCase]:
             200,
         ),
         RouteCase(
+            "storefront cart add (to a cart)",
+            WRITE,
+            lambda _: gateway.post(
+                "/storefront/cart/add",
+                headers=buyer,
+                json={"cartId": open_cart, "sku": "PEN-1", "quantity": 1},
+            ),
+            200,
+        ),
+        RouteCase(
             "storefront calculate-cart",
             FIND,
             lambda _: gateway.post(
@@ -306,6 +319,8 @@ def _cases(gateway: Any) -> list[RouteCase]:
             ),
             200,
         ),
+        # The warming checkout (like the cart adds before it) leaves the org's pricing settings in the
+        # container's cache, as on a warm container; the counted one's transaction proves them current.
         RouteCase(
             "storefront checkout",
             WRITE,

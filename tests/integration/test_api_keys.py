@@ -61,7 +61,7 @@ def test_malformed_keys_are_refused_without_a_database_read(gateway: Any, tenant
         assert "GetItem" not in calls and "BatchGetItem" not in calls
 
 
-def test_resolving_a_key_is_one_read_and_one_conditional_write(
+def test_resolving_a_key_is_one_read_and_one_conditional_write_then_the_write_alone(
     gateway: Any, tenants: dict[str, Record]
 ) -> None:
     from appengine_core.keys.authenticator import KeyAuthenticator
@@ -71,9 +71,15 @@ def test_resolving_a_key_is_one_read_and_one_conditional_write(
     aws.dynamodb().meta.client.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
     )
-    principal = KeyAuthenticator().authenticate(created["key"], "acme")
+    # A container that has not seen the key reads it, then admits the request
+    keys = KeyAuthenticator()
+    principal = keys.authenticate(created["key"], "acme")
     assert principal.credential == "apikey" and principal.scopes == ("read", "write")
     assert calls == ["GetItem", "TransactWriteItems"]
+    # Warm, the admission write alone (its conditions prove the cached item still true)
+    calls.clear()
+    assert keys.authenticate(created["key"], "acme") == principal
+    assert calls == ["TransactWriteItems"]
 
 
 def test_a_key_works_only_in_its_own_org(gateway: Any, tenants: dict[str, Record]) -> None:

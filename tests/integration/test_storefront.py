@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -312,3 +313,231 @@ def test_orders_page_newest_first(gateway: Any, shop: dict[str, Any]) -> None:
     staff = gateway.get("/storefront/orders/get?ps=10", headers=shop["staff"]).json
     assert staff["total"] == 3 and {o["sk"] for o in staff["data"]} == set(placed)
     assert gateway.get("/storefront/orders/get", headers=shop["other"]).json["data"] == []
+
+
+# -- the org's pricing settings: cached per container, proved current by the checkout's transaction ----
+def set_pricing(tax: str, flat_rate: float = 5) -> None:
+    """An operator's change of the org's tax rate and flat shipping, straight in the table (no route
+    writes settings, so nothing bumps a version: the checkout's proof compares the values)."""
+    TenantStore().update(
+        Update(
+            org_key("acme"),
+            "SET #s.taxPercent = :tax, #s.shipping.flatRate = :flat",
+            values={":tax": tax, ":flat": flat_rate},
+            names={"#s": "settings"},
+        )
+    )
+
+
+def add_pen() -> None:
+    """A product that is not stock-tracked, priced 10: tax in cents is ten times the rate."""
+    RecordWriter().create(
+        "acme", "product", {"name": "Pen", "sku": "PEN-1", "slug": "pen", "price": 10}, state="published"
+    )
+
+
+def check_out(
+    gateway: Any, headers: dict[str, str], cart_id: str, key: str | None = None, **extra: Any
+) -> Any:
+    return gateway.post(
+        "/storefront/checkout-cart",
+        headers=headers | ({"Idempotency-Key": key} if key else {}),
+        json={"cartId": cart_id, **extra},
+    )
+
+
+def money(order: dict[str, Any]) -> tuple[float, float, float]:
+    return order["data"]["tax"], order["data"]["shipping"], order["data"]["total"]
+
+
+def test_a_settings_change_is_priced_by_the_very_next_checkout(gateway: Any, shop: dict[str, Any]) -> None:
+    # Given two carts of one pen, and a first checkout that leaves the settings in the container's cache
+    add_pen()
+    first, second = (add(gateway, shop["buyer"], "PEN-1", 1).json["cartId"] for _ in range(2))
+    before = check_out(gateway, shop["buyer"], first)
+    assert before.status_code == 201 and money(before.json) == (1.0, 5.0, 16.0)
+
+    # When the org's tax rate and flat shipping change, and no request reads the settings before the
+    # next checkout in the same container
+    set_pricing(tax="20", flat_rate=7)
+    after = check_out(gateway, shop["buyer"], second)
+
+    # Then that checkout is priced with the new settings, and so is the order as stored
+    assert after.status_code == 201 and money(after.json) == (2.0, 7.0, 19.0)
+    number = after.json["data"]["orderNumber"]
+    stored = gateway.get(f"/storefront/order/get?orderNumber={number}", headers=shop["buyer"]).json
+    assert money(stored) == (2.0, 7.0, 19.0) and stored["data"]["minorUnits"]["total"] == 1900
+
+
+def test_a_settings_change_is_shown_by_the_very_next_cart_request(gateway: Any, shop: dict[str, Any]) -> None:
+    # Given a cart shown in USD (its add read the settings, and left them in the container's cache)
+    cart = add(gateway, shop["buyer"], "MUG-1", 1).json
+    assert cart["currency"] == "USD"
+
+    # When the org's currency changes between two adds to that cart
+    TenantStore().update(
+        Update(org_key("acme"), "SET #s.currency = :eur", values={":eur": "EUR"}, names={"#s": "settings"})
+    )
+    again = add(gateway, shop["buyer"], "MUG-1", 1, cart["cartId"])
+
+    # Then the next add (which reads the cart and the settings in one call) shows the new currency
+    assert again.status_code == 200 and again.json["currency"] == "EUR" and again.json["subtotal"] == 25.0
+    path = f"/storefront/cart/get/{shop['buyer_pk']}/{cart['cartId']}"
+    assert gateway.get(path, headers=shop["buyer"]).json["currency"] == "EUR"
+
+
+def test_a_settings_change_racing_a_checkout_is_priced_again_never_stored_stale(
+    gateway: Any, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cart, and the settings changing after the checkout priced it and drew its order number,
+    # before its transaction
+    from appengine_core.commerce.data import StorefrontData
+    from appengine_core.infra.tenancy import TenantKey
+
+    add_pen()
+    cart = add(gateway, shop["buyer"], "PEN-1", 1).json["cartId"]
+    draw = StorefrontData.next_order_number
+
+    def drawn_then_changed(self: StorefrontData, orgid: str) -> int:
+        number = draw(self, orgid)
+        set_pricing(tax="20", flat_rate=7)
+        return number
+
+    monkeypatch.setattr(StorefrontData, "next_order_number", drawn_then_changed)
+
+    # When the customer checks out with an Idempotency-Key
+    placed = check_out(gateway, shop["buyer"], cart, "race-1")
+
+    # Then the order is priced with the settings stored when it was placed, with the one number drawn
+    assert placed.status_code == 201 and money(placed.json) == (2.0, 7.0, 19.0)
+    assert TenantStore().get(TenantKey("acme", "#sequence", "order")) == {"next": 1}
+    # and a retry with the same key replays that answer exactly
+    monkeypatch.undo()
+    replayed = check_out(gateway, shop["buyer"], cart, "race-1")
+    assert replayed.status_code == 201 and replayed.json == placed.json
+
+
+def test_settings_changing_at_every_attempt_answer_409_and_write_nothing(
+    gateway: Any, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cart of two mugs (stock-tracked), and the settings changing before every attempt of the
+    # order's transaction
+    from appengine_core.commerce.data import StorefrontData
+
+    cart = add(gateway, shop["buyer"], "MUG-1", 2).json["cartId"]
+    rates = iter(range(11, 99))
+    place = StorefrontData.place_order
+
+    def changed_then_placed(self: StorefrontData, placement: Any) -> None:
+        set_pricing(tax=str(next(rates)))
+        place(self, placement)
+
+    monkeypatch.setattr(StorefrontData, "place_order", changed_then_placed)
+
+    # When the customer checks out with a coupon, a gift card and an Idempotency-Key
+    extra = {"couponCode": "TEN", "giftCardCode": "GIFT-25"}
+    refused = check_out(gateway, shop["buyer"], cart, "race-2", **extra)
+
+    # Then, after a bounded number of attempts, 409, and nothing was written: stock, cart, coupon, gift
+    # card, orders, the idempotency record
+    assert refused.status_code == 409 and "settings changed" in refused.json["message"]
+    assert next(rates) == 14, "three attempts, each priced with the settings read anew"
+    monkeypatch.undo()
+    assert gateway.get("/storefront/product/mug", headers={"orgid": "acme"}).json["data"]["stock"] == 3
+    path = f"/storefront/cart/get/{shop['buyer_pk']}/{cart}"
+    assert gateway.get(path, headers=shop["buyer"]).json["status"] == "open"
+    assert (
+        gateway.get("/storefront/gift-card/balance/GIFT-25", headers={"orgid": "acme"}).json["balance"] == 25
+    )
+    assert gateway.get("/storefront/orders/get", headers=shop["buyer"]).json["data"] == []
+    # and the same key, once the settings hold still, places the order with the coupon and the tax last
+    # set (13 % of 22.50, rounded half up)
+    placed = check_out(gateway, shop["buyer"], cart, "race-2", **extra)
+    assert placed.status_code == 201 and placed.json["data"]["discount"] == 2.5
+    assert placed.json["data"]["tax"] == 2.93
+
+
+@pytest.fixture
+def one_call_at_a_time(aws_stack: dict[str, str]) -> Iterator[None]:
+    """moto's DynamoDB does not lock: a transaction racing a write could interleave between its checks
+    and its writes. DynamoDB makes each one atomic, so the emulator answers one call at a time here."""
+    import threading
+
+    import boto3
+    from moto.core.models import botocore_stubber
+
+    from appengine_core.infra import aws
+
+    emitter = boto3._get_default_session()._session.get_component("event_emitter")
+    lock = threading.Lock()
+
+    def serialized(**kwargs: Any) -> Any:
+        with lock:
+            return botocore_stubber(**kwargs)
+
+    emitter.unregister("before-send", botocore_stubber)
+    emitter.register("before-send", serialized)
+    aws.reset_clients()
+    yield
+    emitter.unregister("before-send", serialized)
+    emitter.register("before-send", botocore_stubber)
+    aws.reset_clients()
+
+
+def test_checkouts_racing_settings_changes_never_store_a_replaced_rate(
+    gateway: Any, shop: dict[str, Any], tenants: dict[str, Record], one_call_at_a_time: None
+) -> None:
+    # Given eight carts of one pen, checked out by four threads through one container's services (one
+    # settings cache), while another thread changes the tax rate five times
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appengine_core.commerce.checkout import CheckoutService
+    from appengine_core.commerce.data import StorefrontData
+    from appengine_core.commerce.models import CheckoutRequest
+    from appengine_core.identity.principal import Caller, Principal
+    from appengine_core.infra.errors import Conflict
+
+    add_pen()
+    carts = [add(gateway, shop["buyer"], "PEN-1", 1).json["cartId"] for _ in range(8)]
+    service = CheckoutService(StorefrontData())
+    buyer = tenants["acme_customer"]
+    caller = Caller(principal=Principal(kind="customer", principal_id=buyer.sk, orgid="acme"), orgid="acme")
+    service.checkout(caller, CheckoutRequest(cartId=carts.pop()), None)  # the cache holds 10 %
+    changes: list[tuple[float, float, int]] = [(float("-inf"), float("-inf"), 10)]  # (from, to, rate)
+    started = threading.Event()
+
+    def change_rates() -> None:
+        started.wait()
+        for rate in range(21, 26):
+            time.sleep(0.01)
+            before = time.monotonic()
+            set_pricing(tax=str(rate))
+            changes.append((before, time.monotonic(), rate))
+
+    def check_out_in_thread(cart_id: str) -> tuple[float, float, Record | None]:
+        started.set()
+        begun = time.monotonic()
+        try:
+            order = service.checkout(caller, CheckoutRequest(cartId=cart_id), None).order
+        except Conflict:
+            order = None
+        return begun, time.monotonic(), order
+
+    # When they race
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        changer = pool.submit(change_rates)
+        outcomes = list(pool.map(check_out_in_thread, carts))
+        changer.result()
+
+    # Then every order placed carries a rate that was still the stored one at some moment of its own
+    # request (a rate replaced before the request began is never stored), and at least one was placed
+    placed = [(begun, ended, order) for begun, ended, order in outcomes if order is not None]
+    assert placed
+    for begun, ended, order in placed:
+        rate = order.data["minorUnits"]["tax"] / 10
+        index = next(i for i, change in enumerate(changes) if change[2] == rate)
+        set_from = changes[index][0]
+        replaced_by = changes[index + 1][1] if index + 1 < len(changes) else float("inf")
+        assert set_from <= ended and replaced_by >= begun, (rate, begun, ended, changes)

@@ -3,6 +3,8 @@ against the stock when they change and priced from the current products when sho
 
 from __future__ import annotations
 
+from typing import Any
+
 from appengine_core.commerce.catalog import CatalogService
 from appengine_core.commerce.data import CartChanged, StorefrontData
 from appengine_core.commerce.models import (
@@ -33,14 +35,16 @@ class CartService:
     def get(self, caller: Caller, customer_id: str, cart_id: str) -> Cart:
         bounded(cart_id, "cartId", MAX_CART_ID)
         customer = self._shoppers.customer_of(caller, customer_id, need="read")
-        return self._view(caller.orgid, self.stored(caller.orgid, customer, cart_id))
+        cart, settings = self._stored_and_settings(caller.orgid, customer, cart_id)
+        return self._view(caller.orgid, cart, settings=settings)
 
     def add(self, caller: Caller, request: CartAdd) -> Cart:
         """Add ``quantity`` of a product; no ``cartId`` starts a cart."""
         orgid = caller.orgid
         customer = self._shoppers.customer_of(caller, request.customerId, need="update")
+        settings: dict[str, Any] | None = None  # a new cart's answer reads them
         if request.cartId:
-            cart = self.stored(orgid, customer, request.cartId)
+            cart, settings = self._stored_and_settings(orgid, customer, request.cartId)
             expected: int | None = cart.version or 1
         else:
             cart = StoredCart(cartId=new_id(), customerId=customer, status="open", createdAt=utc_now_iso())
@@ -52,13 +56,13 @@ class CartService:
         items[request.sku] = wanted
         if len(items) > MAX_LINES:
             raise invalid_field("sku", f"a cart holds at most {MAX_LINES} products")
-        return self._save(orgid, cart, items, expected, known={request.sku: product})
+        return self._save(orgid, cart, items, expected, known={request.sku: product}, settings=settings)
 
     def update(self, caller: Caller, request: CartUpdate | CartRemove) -> Cart:
         """Set a product's quantity (0, or a remove request, takes it out)."""
         orgid = caller.orgid
         customer = self._shoppers.customer_of(caller, request.customerId, need="update")
-        cart = self.stored(orgid, customer, request.cartId)
+        cart, settings = self._stored_and_settings(orgid, customer, request.cartId)
         self._require_open(cart)
         items = {i.sku: i.quantity for i in cart.items}
         if request.sku not in items:
@@ -70,7 +74,7 @@ class CartService:
             items[request.sku] = quantity
         else:
             del items[request.sku]
-        return self._save(orgid, cart, items, cart.version or 1, known=known)
+        return self._save(orgid, cart, items, cart.version or 1, known=known, settings=settings)
 
     def stored(self, orgid: str, customer: str, cart_id: str) -> StoredCart:
         """The cart as stored (read consistently); 404 if the customer has no such cart."""
@@ -78,6 +82,16 @@ class CartService:
         if cart is None:
             raise NotFound("no such cart")
         return cart
+
+    def _stored_and_settings(
+        self, orgid: str, customer: str, cart_id: str
+    ) -> tuple[StoredCart, dict[str, Any] | None]:
+        """The cart as stored and the org's pricing settings, read together (consistently); 404 if the
+        customer has no such cart."""
+        cart, settings = self._data.cart_and_settings(orgid, customer, cart_id)
+        if cart is None:
+            raise NotFound("no such cart")
+        return cart, settings
 
     @staticmethod
     def _require_open(cart: StoredCart) -> None:
@@ -92,6 +106,7 @@ class CartService:
         expected: int | None,
         *,
         known: dict[str, Record] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Cart:
         saved = cart.model_copy(
             update={
@@ -104,11 +119,17 @@ class CartService:
             self._data.save_cart(orgid, saved, expected)
         except CartChanged as exc:
             raise Conflict("the cart changed or was checked out meanwhile") from exc
-        return self._view(orgid, saved, known)
+        return self._view(orgid, saved, known, settings)
 
-    def _view(self, orgid: str, cart: StoredCart, known: dict[str, Record] | None = None) -> Cart:
-        # The products just checked for stock are not read again to price the cart.
-        shown = self._quotes.price_as_shown(orgid, cart.items, known).as_quote()
+    def _view(
+        self,
+        orgid: str,
+        cart: StoredCart,
+        known: dict[str, Record] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Cart:
+        # The products just checked for stock and the settings read with the cart are not read again.
+        shown = self._quotes.price_as_shown(orgid, cart.items, known, settings).as_quote()
         return Cart(
             cartId=cart.cartId,
             customerId=cart.customerId,

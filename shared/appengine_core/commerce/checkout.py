@@ -7,6 +7,12 @@ unique number, the customer's order index, coupon and gift-card use, the idempot
 
 Repeating the checkout of a cart answers its order with 200; a retry with the same ``Idempotency-Key``
 replays the first answer (201); a lost race with a duplicate answers what the winner created.
+
+The idempotency record and the cart are read in one round trip. The org's pricing settings are taken
+as this container last read them, and the transaction also checks that they are still the stored
+ones: if they changed, nothing was written, and the cart is priced again with the settings read anew
+(under the order number already drawn), so no order is ever stored at a price of settings already
+replaced.
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from pydantic import BaseModel
 
 from appengine_core.commerce.carts import CartService
 from appengine_core.commerce.data import OrderNotPlaced, Placement, StorefrontData
-from appengine_core.commerce.models import CheckoutRequest, StoredCart
+from appengine_core.commerce.models import CheckoutRequest, Replay, StoredCart
 from appengine_core.commerce.orders import OrderService
 from appengine_core.commerce.quotes import PricedCart, QuoteService, check_address
 from appengine_core.commerce.shoppers import Shoppers, probers
 from appengine_core.identity.principal import Caller
 from appengine_core.infra.envelope import Record
-from appengine_core.infra.errors import Conflict, invalid_field
+from appengine_core.infra.errors import Conflict, NotFound, invalid_field
 
 CREATED = 201
 EXISTING = 200
+# Attempts of the order's transaction when the org's pricing settings change under it (each attempt
+# after the first reads them anew, consistently).
+SETTINGS_ATTEMPTS = 3
 
 
 class CheckedOut(BaseModel):
@@ -51,34 +60,46 @@ class CheckoutService:
         source_ip: str = "unknown",
     ) -> CheckedOut:
         check_address(request.shippingAddress)
+        orgid = caller.orgid
         customer = self._shoppers.customer_of(caller, request.customerId, need="update")
-        if idempotency_key is not None and (
-            replayed := self._replayed(caller, customer, request, idempotency_key)
-        ):
-            return replayed
-        cart = self._carts.stored(caller.orgid, customer, request.cartId)
+        replay, cart = self._data.replay_and_cart(orgid, customer, idempotency_key, request.cartId)
+        if replay is not None:
+            return self._replayed(request, replay)
+        if cart is None:
+            raise NotFound("no such cart")
         if (done := self._already_ordered(cart)) is not None:
             return done
         if not cart.items:
             raise invalid_field("cartId", "the cart is empty")
         priced = self._quotes.price(
-            caller.orgid, cart.items, request.couponCode, request.giftCardCode, probers(caller, source_ip)
+            orgid,
+            cart.items,
+            request.couponCode,
+            request.giftCardCode,
+            probers(caller, source_ip),
+            cached_settings=True,
         )
-        order = self._new_order(caller, customer, request, priced)
-        try:
-            self._data.place_order(self._placement(caller, customer, request, priced, order, idempotency_key))
-        except OrderNotPlaced as failure:
-            return self._after_failure(caller, customer, request, priced, idempotency_key, failure)
-        return CheckedOut(status=CREATED, order=order)
+        number = self._orders.next_number(orgid)
+        for attempt in range(SETTINGS_ATTEMPTS):
+            if attempt:
+                priced = self._quotes.reprice(orgid, priced)
+            order = self._new_order(caller, customer, request, priced, number)
+            try:
+                self._data.place_order(
+                    self._placement(caller, customer, request, priced, order, idempotency_key)
+                )
+            except OrderNotPlaced as failure:
+                if not failure.settings_changed:
+                    return self._after_failure(caller, customer, request, priced, idempotency_key, failure)
+                # Priced with settings replaced meanwhile: nothing was written, so price again.
+                self._data.forget_settings(orgid)
+            else:
+                return CheckedOut(status=CREATED, order=order)
+        raise Conflict("the org's pricing settings changed meanwhile; try again")
 
     # -- the steps -----------------------------------------------------------------------------
-    def _replayed(
-        self, caller: Caller, customer: str, request: CheckoutRequest, idempotency_key: str
-    ) -> CheckedOut | None:
-        """What the first call with this ``Idempotency-Key`` answered, if there was one (for this cart)."""
-        replay = self._data.replay(caller.orgid, customer, idempotency_key)
-        if replay is None:
-            return None
+    def _replayed(self, request: CheckoutRequest, replay: Replay) -> CheckedOut:
+        """What the first call with this ``Idempotency-Key`` answered (for this cart)."""
         if replay.cartId != request.cartId:
             raise invalid_field("Idempotency-Key", "already used for another cart")
         return CheckedOut(status=replay.status, order=self._orders.record(replay.order))
@@ -89,10 +110,10 @@ class CheckoutService:
             return None
         return CheckedOut(status=EXISTING, order=self._orders.record(str(cart.orderSk)))
 
+    @staticmethod
     def _new_order(
-        self, caller: Caller, customer: str, request: CheckoutRequest, priced: PricedCart
+        caller: Caller, customer: str, request: CheckoutRequest, priced: PricedCart, number: str
     ) -> Record:
-        number = self._orders.next_number(caller.orgid)
         shown = priced.breakdown.as_quote().model_dump()
         return Record.new(
             orgid=caller.orgid,
@@ -148,6 +169,7 @@ class CheckoutService:
                 "total": order.data["total"],
                 "currency": order.data["currency"],
             },
+            settings=priced.settings,
         )
 
     def _after_failure(

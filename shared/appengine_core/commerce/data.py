@@ -4,12 +4,18 @@ commerce wing, built here and run through ``infra.store`` (the only DynamoDB cal
 Services hold the business rules and speak in records and models; this module knows the keys
 (``#cart``, ``#order-number``, ``#customer-order``, ``#idempotency``, ``#giftcard-probe``,
 ``#sequence``), the filters of catalog and code lookups, and the one transaction that places an order.
+
+It also keeps, per container, the org's pricing settings as last read (``SettingsCache``): a checkout
+prices with them and proves in its transaction that they are still the stored ones (a condition on
+their values, so any writer of the org item is covered), else reads them again and prices again.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +32,13 @@ from appengine_core.infra.tenancy import TenantKey
 
 CATALOG_CAP = 1000  # products (or codes) examined per storefront lookup (see README: storefront costs)
 IDEMPOTENCY_SECONDS = 24 * 3600
+# The org settings pricing reads (``commerce.pricing.price_settings``): what a checkout proves unchanged.
+PRICING_FIELDS = ("currency", "taxPercent", "shipping")
+# A cached entry only saves a read: a checkout's transaction proves it current, so its age bounds how
+# long a container keeps an org it no longer serves, not how stale a price may be.
+SETTINGS_TTL_SECONDS = 60.0
+# Bounded: one entry per org this container priced for.
+SETTINGS_CACHE_SIZE = 1024
 
 
 def all_of(conditions: Sequence[Any]) -> Any:
@@ -54,12 +67,60 @@ class ProbeRefused(Exception):
 class OrderNotPlaced(Exception):
     """The checkout transaction was cancelled. ``line`` is the index of the priced line whose product
     failed its condition (``stock_tracked``: the stock ran short; else the product changed), or None
-    when the cart, a coupon, a gift card or the idempotency key did."""
+    when the cart, a coupon, a gift card, the idempotency key or (``settings_changed``) the org's
+    pricing settings did."""
 
-    def __init__(self, line: int | None = None, *, stock_tracked: bool = True) -> None:
+    def __init__(
+        self, line: int | None = None, *, stock_tracked: bool = True, settings_changed: bool = False
+    ) -> None:
         super().__init__(f"order not placed (line {line})")
         self.line = line
         self.stock_tracked = stock_tracked
+        self.settings_changed = settings_changed
+
+
+def pricing_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an org's settings that pricing reads, those present."""
+    return {name: settings[name] for name in PRICING_FIELDS if name in settings}
+
+
+class SettingsCache:
+    """The pricing fields of orgs' settings as this container last read them: bounded (least recently
+    stored out first), each entry kept ``ttl`` seconds, safe to share between threads (the local stack
+    runs several copies of a handler in one process)."""
+
+    def __init__(
+        self,
+        ttl: float = SETTINGS_TTL_SECONDS,
+        size: int = SETTINGS_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, orgid: str) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(orgid)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[orgid]
+                return None
+            return dict(entry[1])
+
+    def put(self, orgid: str, fields: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._entries.pop(orgid, None)
+            self._entries[orgid] = (self._clock() + self._ttl, dict(fields))
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def drop(self, orgid: str) -> None:
+        with self._lock:
+            self._entries.pop(orgid, None)
 
 
 @dataclass(frozen=True)
@@ -76,17 +137,62 @@ class Placement:
     gift_card_used: float  # in major units, as the gift card's balance is held
     idempotency_key: str | None
     event: Mapping[str, Any]  # the ``order.placed`` detail
+    settings: Mapping[str, Any]  # the pricing fields of the org's settings the order was priced with
 
 
 class StorefrontData:
-    def __init__(self, store: TenantStore | None = None) -> None:
+    def __init__(self, store: TenantStore | None = None, settings_cache: SettingsCache | None = None) -> None:
         self._store = store or TenantStore()
+        self._settings_cache = settings_cache or SettingsCache()
 
     # -- org -----------------------------------------------------------------------------------
-    def org_settings(self, orgid: str) -> dict[str, Any] | None:
-        """The org's settings (empty when it has none); None when there is no such org."""
-        org = self._store.get(org_key(orgid))
-        return None if org is None else dict(org.get("settings") or {})
+    def org_settings(self, orgid: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        """The org's settings (empty when it has none); None when there is no such org. Every read
+        refreshes the container's cache of the pricing fields."""
+        return self._settings_of(orgid, self._store.get(org_key(orgid), consistent=consistent))
+
+    def _settings_of(self, orgid: str, org: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if org is None:
+            self._settings_cache.drop(orgid)
+            return None
+        settings = org.get("settings")
+        settings = dict(settings) if isinstance(settings, dict) else {}
+        self._settings_cache.put(orgid, pricing_fields(settings))
+        return settings
+
+    def pricing_settings(
+        self, orgid: str, *, cached: bool = False, consistent: bool = False
+    ) -> dict[str, Any] | None:
+        """The pricing fields of the org's settings (``PRICING_FIELDS``, those present): with ``cached``,
+        as this container last read them if it did recently (only for a write that proves them with
+        ``settings_unchanged``); else read. None when there is no such org."""
+        if cached and (fields := self._settings_cache.get(orgid)) is not None:
+            return fields
+        settings = self.org_settings(orgid, consistent=consistent)
+        return None if settings is None else pricing_fields(settings)
+
+    def forget_settings(self, orgid: str) -> None:
+        self._settings_cache.drop(orgid)
+
+    @staticmethod
+    def settings_unchanged(orgid: str, fields: Mapping[str, Any]) -> Check:
+        """A transaction's check that the org's pricing fields are still ``fields`` (each equal, or
+        absent when ``fields`` lacks it): whoever wrote the org item since, and however, fails it."""
+        names = {"#s": "settings"}
+        values: dict[str, Any] = {}
+        terms = ["attribute_exists(PK)"]
+        for index, name in enumerate(PRICING_FIELDS):
+            path = f"#s.#f{index}"
+            names[f"#f{index}"] = name
+            if name not in fields:
+                terms.append(f"attribute_not_exists({path})")
+            elif fields[name] is None:
+                terms.append(f"attribute_type({path}, :null)")
+                values[":null"] = "NULL"
+            else:
+                terms.append(f"{path} = :v{index}")
+                values[f":v{index}"] = fields[name]
+        return Check(org_key(orgid), " AND ".join(terms), values=values, names=names)
 
     # -- catalog -------------------------------------------------------------------------------
     def _published(self, orgid: str, extra: Any = None) -> list[Record]:
@@ -158,6 +264,19 @@ class StorefrontData:
         item = self._store.get(cart_key(orgid, customer, cart_id), consistent=True)
         return None if item is None else StoredCart.model_validate(item)
 
+    def cart_and_settings(
+        self, orgid: str, customer: str, cart_id: str
+    ) -> tuple[StoredCart | None, dict[str, Any] | None]:
+        """The cart and the pricing fields of the org's settings (None for no such org), consistently
+        and in one round trip."""
+        key, org = cart_key(orgid, customer, cart_id), org_key(orgid)
+        found = self._store.batch_get([key, org], consistent=True)
+        cart, settings = found.get(key.sort), self._settings_of(orgid, found.get(org.sort))
+        return (
+            None if cart is None else StoredCart.model_validate(cart),
+            None if settings is None else pricing_fields(settings),
+        )
+
     def save_cart(self, orgid: str, cart: StoredCart, expected_version: int | None) -> None:
         """Write ``cart`` as a new cart (``expected_version`` None) or over the open cart of that
         version; raises ``CartChanged`` when it is neither."""
@@ -189,6 +308,24 @@ class StorefrontData:
     def replay(self, orgid: str, customer: str, idempotency_key: str) -> Replay | None:
         item = self._store.get(self._replay_key(orgid, customer, idempotency_key), consistent=True)
         return None if item is None else Replay.model_validate(item)
+
+    def replay_and_cart(
+        self, orgid: str, customer: str, idempotency_key: str | None, cart_id: str
+    ) -> tuple[Replay | None, StoredCart | None]:
+        """What a checkout reads first, consistently and in one round trip: the first answer given
+        with ``idempotency_key`` (if one is given) and the cart."""
+        if idempotency_key is None:
+            return None, self.cart(orgid, customer, cart_id)
+        replay_key, key = (
+            self._replay_key(orgid, customer, idempotency_key),
+            cart_key(orgid, customer, cart_id),
+        )
+        found = self._store.batch_get([replay_key, key], consistent=True)
+        replay, cart = found.get(replay_key.sort), found.get(key.sort)
+        return (
+            None if replay is None else Replay.model_validate(replay),
+            None if cart is None else StoredCart.model_validate(cart),
+        )
 
     def order(self, order_sk: str) -> Record | None:
         item = self._store.get(TenantKey.parse(order_sk), consistent=True)
@@ -242,7 +379,9 @@ class StorefrontData:
         """One transaction: each product's stock decrement (or, if not stock-tracked, a check that it is
         still on sale and untracked), the cart's switch to ``ordered``, the order, its counter, number
         and customer index, the ``record.created`` and ``order.placed`` events, the coupon's use, the
-        gift card's debit and the idempotency record. Raises ``OrderNotPlaced`` if any condition fails."""
+        gift card's debit and the idempotency record, and last the check that the org's pricing
+        settings are still those the order was priced with. Raises ``OrderNotPlaced`` if any condition
+        fails."""
         order, orgid, customer = placement.order, placement.order.orgid, placement.customer
         number = str(order.data["orderNumber"])
         operations: list[Operation] = [
@@ -295,6 +434,8 @@ class StorefrontData:
                     },
                 )
             )
+        # With it: at most MAX_LINES (40) products and 11 other items, far below a transaction's 100.
+        operations.append(self.settings_unchanged(orgid, placement.settings))
         try:
             self._store.transact(operations)
         except ConditionFailed as exc:
@@ -302,7 +443,7 @@ class StorefrontData:
                 raise OrderNotPlaced(
                     exc.index, stock_tracked=not isinstance(operations[exc.index], Check)
                 ) from exc
-            raise OrderNotPlaced() from exc
+            raise OrderNotPlaced(settings_changed=exc.index == len(operations) - 1) from exc
 
     @staticmethod
     def _reserve(product: Record, quantity: int) -> Operation:

@@ -162,6 +162,8 @@ def quote(
 def price_settings(org_settings: dict[str, Any]) -> PriceSettings:
     """The org's pricing settings: ``currency``, ``taxPercent``, ``shipping: {flatRate, freeOver}``."""
     shipping = org_settings.get("shipping") or {}
+    if not isinstance(shipping, dict):
+        raise PricingError(f"not shipping settings: {shipping!r}")
     free_over = shipping.get("freeOver")
     return PriceSettings(
         currency=str(org_settings.get("currency") or "USD"),

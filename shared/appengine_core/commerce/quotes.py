@@ -4,14 +4,21 @@ shipping and the gift card, on the server. The money math itself is ``commerce.p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appengine_core.commerce.catalog import CatalogService
 from appengine_core.commerce.data import StorefrontData
 from appengine_core.commerce.giftcards import GiftCardService, active_with_code
 from appengine_core.commerce.models import CartItem, PriceRequest, Quote
-from appengine_core.commerce.pricing import Coupon, Line, PriceBreakdown, PricingError, quote, to_minor
+from appengine_core.commerce.pricing import (
+    Coupon,
+    Line,
+    PriceBreakdown,
+    PricingError,
+    quote,
+    to_minor,
+)
 from appengine_core.commerce.settings import SettingsService
 from appengine_core.commerce.shoppers import Shoppers, probers
 from appengine_core.identity.principal import Caller
@@ -32,12 +39,16 @@ def check_address(address: Mapping[str, Any] | None) -> None:
 
 @dataclass
 class PricedCart:
-    """A quote and what it was priced from: the products by SKU, the coupon and gift card records."""
+    """A quote and what it was priced from: the products by SKU, the coupon and gift card records, the
+    coupon's terms, the gift card's balance and the org's pricing settings as stored (``settings``)."""
 
     breakdown: PriceBreakdown
     coupon: Record | None
     gift_card: Record | None
     products: dict[str, Record] = field(default_factory=dict)
+    coupon_terms: Coupon | None = None
+    gift_balance_minor: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class QuoteService:
@@ -73,9 +84,12 @@ class QuoteService:
         coupon_code: str | None,
         gift_code: str | None,
         subjects: Sequence[str],
+        *,
+        cached_settings: bool = False,
     ) -> PricedCart:
         """Every line must be on sale; ``subjects``: whose gift-card allowance a lookup of
-        ``gift_code`` uses (contract §7)."""
+        ``gift_code`` uses (contract §7). ``cached_settings``: the org's pricing settings as this
+        container last read them, for a write that proves them unchanged (else ``reprice``)."""
         products: dict[str, Record] = {}
         lines = self.lines(orgid, items, strict=True, found=products)
         coupon, coupon_record = self._coupon(orgid, coupon_code)
@@ -84,18 +98,60 @@ class QuoteService:
             raise invalid_field("giftCardCode", "no such gift card")
         try:
             balance = to_minor(gift.data.get("balance", 0)) if gift else 0
-            breakdown = quote(lines, self._settings.price_settings(orgid), coupon, balance)
         except PricingError as exc:
             raise Conflict("a coupon or gift card of the org is misconfigured") from exc
-        return PricedCart(breakdown=breakdown, coupon=coupon_record, gift_card=gift, products=products)
+        breakdown, settings = self._quote(orgid, lines, coupon, balance, cached=cached_settings)
+        return PricedCart(
+            breakdown=breakdown,
+            coupon=coupon_record,
+            gift_card=gift,
+            products=products,
+            coupon_terms=coupon,
+            gift_balance_minor=balance,
+            settings=settings,
+        )
+
+    def reprice(self, orgid: str, priced: PricedCart) -> PricedCart:
+        """``priced`` again with the org's pricing settings read now (consistently): the same
+        products, coupon and gift card, not looked up again."""
+        breakdown, settings = self._quote(
+            orgid, priced.breakdown.lines, priced.coupon_terms, priced.gift_balance_minor, consistent=True
+        )
+        return replace(priced, breakdown=breakdown, settings=settings)
+
+    def _quote(
+        self,
+        orgid: str,
+        lines: list[Line],
+        coupon: Coupon | None,
+        balance: int,
+        *,
+        cached: bool = False,
+        consistent: bool = False,
+    ) -> tuple[PriceBreakdown, dict[str, Any]]:
+        settings, fields = self._settings.pricing(orgid, cached=cached, consistent=consistent)
+        try:
+            return quote(lines, settings, coupon, balance), fields
+        except PricingError as exc:
+            raise Conflict("a coupon or gift card of the org is misconfigured") from exc
 
     def price_as_shown(
-        self, orgid: str, items: Sequence[CartItem], known: dict[str, Record] | None = None
+        self,
+        orgid: str,
+        items: Sequence[CartItem],
+        known: dict[str, Record] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> PriceBreakdown:
         """A cart's lines as shown: products no longer on sale are left out, no coupon or gift card.
-        ``known``: products this request has read already, by SKU (not read again)."""
+        ``known``: products this request has read already, by SKU (not read again); ``settings``: the
+        pricing fields of the org's settings if this request has read them (else they are read)."""
         lines = self.lines(orgid, items, strict=False, known=known)
-        return quote(lines, self._settings.price_settings(orgid))
+        return quote(
+            lines,
+            self._settings.price_settings(orgid)
+            if settings is None
+            else self._settings.from_fields(settings),
+        )
 
     def lines(
         self,

@@ -32,8 +32,24 @@ class SettingsService:
         return settings
 
     def price_settings(self, orgid: str) -> PriceSettings:
+        return self.pricing(orgid)[0]
+
+    def pricing(
+        self, orgid: str, *, cached: bool = False, consistent: bool = False
+    ) -> tuple[PriceSettings, dict[str, Any]]:
+        """The org's pricing settings, and the stored fields they come from (what a write proves
+        unchanged with ``StorefrontData.settings_unchanged``). ``cached``: as this container last read
+        them, if it did recently (only for a write that proves them)."""
+        fields = self._data.pricing_settings(orgid, cached=cached, consistent=consistent)
+        if fields is None:
+            raise NotFound("no such org")
+        return self.from_fields(fields), fields
+
+    @staticmethod
+    def from_fields(fields: dict[str, Any]) -> PriceSettings:
+        """The pricing settings of the org's settings' pricing fields as read (409 if misconfigured)."""
         try:
-            return price_settings(self._settings(orgid))
+            return price_settings(fields)
         except PricingError as exc:
             raise Conflict("the org's pricing settings are misconfigured") from exc
 

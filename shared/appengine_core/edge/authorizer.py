@@ -74,7 +74,8 @@ class AuthorizerService:
 
     def _application(self, claims: AppClaims, orgid: str) -> Principal:
         """An app token alone acts exactly as its API key (contract §5): the key's item, read and
-        admitted as the key is (one read and the admission write), decides."""
+        admitted as the key is (the admission write; a read first when the container has not cached
+        the item), decides."""
         if not is_valid_orgid(orgid):
             # As a key: without an org the guard answers 400.
             return Principal(kind="user", principal_id="-", orgid=None, credential="apikey", scopes=())

@@ -8,7 +8,7 @@ must match; whatever is wrong, the answer is the same 401. Failed attempts are c
 as failed sign-ins are (``identity.lockout``: per key id, and per source address with sign-ins).
 
 The token is then used as the key itself (``keys.authenticator``): the same item, counters, usage and
-revocation, read afresh on every request.
+revocation, proven current on every request by the admission write.
 """
 
 from __future__ import annotations

@@ -129,11 +129,24 @@ def admission_writes(
     key: TenantKey, owner: TenantKey, owner_version: int, windows: Sequence[CountedWindow], now: str
 ) -> list[Operation]:
     """One request counted on an active key in every window (usage too), only if its owner's version is
-    still ``owner_version`` (operation 0) and no window moved since it was read (operation 1)."""
+    still ``owner_version`` (operation 0), and the key still holds the snapshot of that version and no
+    window moved since it was read (operation 1).
+
+    A committed admission thus proves that the key item the principal was taken from is still true: of
+    what a principal is made of, only ``state`` (revoke, the expiry job) and the owner snapshot (named by
+    ``ownerVersion``) change after a credential item is written, and a regenerate deletes the item (the
+    condition on ``state`` fails too); its id, org, owner, scopes, limits and ``expiresAtEpoch`` never
+    change. The authorizer's per-container cache of credential items relies on this
+    (``keys.authenticator``)."""
     sets = ["lastUsedAt = :now"]
     adds = ["usageCount :one"]
-    conditions = ["#state = :active"]
-    values: dict[str, Any] = {":now": now, ":one": 1, ":active": "active"}
+    conditions = ["#state = :active", "ownerVersion = :ownerVersion"]
+    values: dict[str, Any] = {
+        ":now": now,
+        ":one": 1,
+        ":active": "active",
+        ":ownerVersion": owner_version,
+    }
     for window in windows:
         name = window.name
         start, count = f"window{name}Start", f"window{name}Count"
