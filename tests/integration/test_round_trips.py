@@ -80,10 +80,10 @@ PINNED: dict[str, list[str]] = {
         "GetItem(#2fa)",
         "TransactWriteItems(#principal-session,#session)",
     ],
+    # The session read first (to find its principal) is the one the rotation decides on.
     "refresh": [
         "GetItem(#session)",
         "GetItem(user)",
-        "GetItem(#session)",
         "TransactWriteItems(#refresh-spent,#session)",
     ],
     "api-key create": [

@@ -220,15 +220,17 @@ class SessionStore:
         return self._store.get(session_key(home_orgid, session_id), consistent=True)
 
     def refresh(
-        self, token: RefreshToken, now: float | None = None
+        self, token: RefreshToken, now: float | None = None, *, read: dict[str, Any] | None = None
     ) -> tuple[RefreshOutcome, RefreshToken | None]:
-        """Rotate ``token``'s family. Returns the outcome and, for rotated/grace, the new token."""
+        """Rotate ``token``'s family. Returns the outcome and, for rotated/grace, the new token.
+        ``read``: the session item as the caller just read it (consistently), decided on first instead
+        of reading it again; the rotation's conditions hold whatever changed since."""
         now = now or time.time()
         key = session_key(token.home_orgid, token.session_id)
         collided = False
-        for _ in range(3):  # a lost race re-reads the session and decides again
+        for attempt in range(3):  # a lost race re-reads the session and decides again
             collided = False
-            item = self._store.get(key, consistent=True)
+            item = read if attempt == 0 and read is not None else self._store.get(key, consistent=True)
             if not item or item.get("revoked") or int(item.get("expiresAt", 0)) <= now:
                 return "invalid", None
             presented = token.digest

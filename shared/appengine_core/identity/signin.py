@@ -288,7 +288,7 @@ class AuthService:
             raise Unauthorized("invalid refresh token")
         if (kind == "customer" and record.orgid != orgid) or not self._may_act_on(kind, record, orgid):
             raise Unauthorized("invalid refresh token")
-        outcome, successor = self._sessions.refresh(token)
+        outcome, successor = self._sessions.refresh(token, read=session)
         if outcome == "reuse":
             self._emit(
                 "session.compromised", record.orgid, kind=kind, principal=record.sk, session=token.session_id
