@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from appengine_local.template import load_template
+from bench.cold_import import precompile
 
 BASELINE = 'import boto3\nboto3.client("dynamodb", region_name="us-east-1")'
 # The function module, then the client its first request creates (every function's first request
@@ -58,6 +59,8 @@ def instructions(body: str) -> int:
 
 
 def run() -> list[tuple[str, int, float]]:
+    # A container's code comes compiled; a module edited since its last import would count its compilation.
+    precompile()
     baseline = instructions(BASELINE)
     rows = [("baseline: boto3 + dynamodb client", baseline, 1.0)]
     for logical_id, function in sorted(load_template().functions.items()):

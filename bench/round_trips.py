@@ -381,14 +381,14 @@ def measure() -> dict[str, Measured]:
 
 def table(measured: dict[str, Measured]) -> list[str]:
     """The report: calls in all, the target of issue #18 (and whether it is met), the calls in order."""
-    lines = [f"  {'route':<30} {'in all':>6}  {'target':<18} calls (other services after +)"]
+    lines = [f"  {'route':<32} {'in all':>6}  {'target':<18} calls (other services after +)"]
     for name, counted in measured.items():
         target = counted.target
         shown = (
             "-" if target is None else target.describe() + ("" if target.met_by(counted.in_all) else " over")
         )
         others = f"  + {', '.join(counted.other)}" if counted.other else ""
-        lines.append(f"  {name:<30} {counted.in_all:>6}  {shown:<18} {', '.join(counted.dynamodb)}{others}")
+        lines.append(f"  {name:<32} {counted.in_all:>6}  {shown:<18} {', '.join(counted.dynamodb)}{others}")
     return lines
 
 

@@ -27,7 +27,8 @@ OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
 RARE_PATHS = {
     "OAuthFunction": ("requests", "authlib", "joserfc"),  # only the calls to a provider
     "SigninFunction": ("pyotp", "segno"),  # only a second step, only 2FA setup
-    "ProfileFunction": ("pyotp", "segno"),
+    # A person's own 2FA settings: no code checked at import; nothing signs a token here.
+    "ProfileFunction": ("pyotp", "segno", "jwt"),
 }
 FUNCTIONS = load_template().functions
 

@@ -24,7 +24,7 @@ from appengine_core.identity.data import member_key as member_key
 from appengine_core.identity.data import membership_removals as membership_removals
 from appengine_core.identity.data import membership_writes as membership_writes
 from appengine_core.identity.data import org_key as org_key
-from appengine_core.identity.memberships import Membership
+from appengine_core.identity.memberships import Membership, user_data_for_org
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from appengine_core.infra.envelope import Record, new_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, NotFound, ValidationFailed
@@ -97,6 +97,14 @@ def _storable(value: Any, field: str, max_bytes: int) -> Any:
     except ValidationFailed as refusal:
         problem = (refusal.details or [{}])[0].get("problem", "cannot be stored")
         raise ValueError(str(problem)) from refusal
+
+
+def shown_to_self(record: Record, orgid: str) -> Record:
+    """A principal's own record as a call on ``orgid`` shows it: a User sees the roles, permissions and
+    ``disabled`` of that org's membership (contract §1), and the list of its own orgs."""
+    if record.datatype != "user":
+        return record
+    return record.model_copy(update={"data": user_data_for_org(record.data, orgid, own=True)})
 
 
 class NewPrincipal(BaseModel):

@@ -26,11 +26,11 @@ from appengine_core.identity.directory import (
     NewUser,
     normalize_email,
     normalize_permissions,
+    shown_to_self,
 )
 from appengine_core.identity.lockout import BruteForceGuard
 from appengine_core.identity.memberships import Membership, memberships_of, role_rank, user_data_for_org
 from appengine_core.identity.principal import Caller, Principal, require_permission, require_role
-from appengine_core.identity.signin import shown_to_self
 from appengine_core.infra.envelope import Record, record_key_from_path_id, utc_now_iso
 from appengine_core.infra.errors import Conflict, Forbidden, NotFound, invalid_field
 from appengine_core.infra.events import EventPublisher, publish_best_effort

@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, NoReturn
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
@@ -56,7 +57,6 @@ from appengine_core.identity.data import (
 from appengine_core.identity.lockout import Attempt, BruteForceGuard, normalized_email
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
 from appengine_core.identity.principal import Caller, Principal
-from appengine_core.identity.tokens import AccessClaims, TokenService
 from appengine_core.infra.envelope import Record
 from appengine_core.infra.errors import (
     Conflict,
@@ -74,6 +74,9 @@ from appengine_core.infra.notifications import Notification, Notifier
 from appengine_core.infra.sealing import SealBroken, Sealer, sealing_context
 from appengine_core.infra.store import ConditionFailed, Operation, TransactionCollided
 from appengine_core.infra.tenancy import TenantKey
+
+if TYPE_CHECKING:
+    from appengine_core.identity.tokens import AccessClaims, TokenService
 
 TOTP_DIGITS = 6
 TOTP_PERIOD_SECONDS = 30
@@ -367,12 +370,22 @@ class SecondFactorService:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._data = data or IdentityData()
-        self._tokens = tokens or TokenService()
+        self._given_tokens = tokens
         self._events = events or EventPublisher()
         self._lockout = lockout or BruteForceGuard(self._data, self._events)
         self._sealer = sealer or Sealer()
         self._notifier = notifier or Notifier(self._events)
         self._clock = clock or (lambda: wall_clock())
+
+    @cached_property
+    def _tokens(self) -> TokenService:
+        # Only the challenge (a partial token) needs tokens; a person's own 2FA settings (the profile
+        # function) never load JWT signing.
+        if self._given_tokens is not None:
+            return self._given_tokens
+        from appengine_core.identity.tokens import TokenService
+
+        return TokenService()
 
     # -- the principal's own settings (a person's token) ---------------------------------------
     def setup(self, caller: Caller) -> TwoFactorSetup:

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from appengine_core.identity.data import IdentityData, PrincipalKind
-from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser
+from appengine_core.identity.directory import DirectoryService, NewCustomer, NewUser, shown_to_self
 from appengine_core.identity.lockout import BruteForceGuard
-from appengine_core.identity.memberships import effective_membership, user_data_for_org
+from appengine_core.identity.memberships import effective_membership
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
 from appengine_core.identity.principal import Caller
 from appengine_core.identity.second_factor import SecondFactorService, SecondFactorVerification
@@ -135,14 +135,6 @@ class SecondFactorPending(BaseModel):
 
 FirstFactorOutcome = SignedIn | SecondFactorPending
 """What any first factor (password, magic link, code) ends in: a session, or the 2FA challenge."""
-
-
-def shown_to_self(record: Record, orgid: str) -> Record:
-    """A principal's own record as a call on ``orgid`` shows it: a User sees the roles, permissions and
-    ``disabled`` of that org's membership (contract §1), and the list of its own orgs."""
-    if record.datatype != "user":
-        return record
-    return record.model_copy(update={"data": user_data_for_org(record.data, orgid, own=True)})
 
 
 class AuthService:
