@@ -6,6 +6,7 @@ run against tables, buses and secrets shaped exactly as ``template.yaml`` declar
 
 from __future__ import annotations
 
+import secrets as secrets_module
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,7 +118,13 @@ def provision(
         created[logical_id] = name
     secrets = session.client("secretsmanager")
     for logical_id in template.of_type("AWS::SecretsManager::Secret"):
-        secret_string = template.resources[logical_id]["Properties"].get("SecretString", "{}")
+        properties = template.resources[logical_id]["Properties"]
+        if "GenerateSecretString" in properties:
+            # What CloudFormation does for GenerateSecretString: a random value no one has seen.
+            length = int(properties["GenerateSecretString"].get("PasswordLength", 32))
+            secret_string = secrets_module.token_urlsafe(length)[:length]
+        else:
+            secret_string = properties.get("SecretString", "{}")
         secrets.create_secret(Name=physical_name(logical_id), SecretString=str(secret_string))
         created[logical_id] = physical_name(logical_id)
     kms = session.client("kms")

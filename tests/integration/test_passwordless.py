@@ -5,6 +5,8 @@ never cross, and no code or link resting in any table item."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -421,6 +423,26 @@ def test_no_code_or_link_rests_in_any_table_item(
     assert item["tokenHash"] == passwordless.token_digest(secret)
     assert item["codeHash"] == passwordless.code_digest(str(item["codeSalt"]), message["code"])
     assert item["email"] == BUYER and int(item["ttl"]) > int(item["expiresAt"]) > time.time()
+
+
+def test_a_copy_of_the_table_cannot_test_a_code(
+    functions: LocalLambda, tenants: dict[str, Record], bus_messages: Bus, aws_stack: dict[str, str]
+) -> None:
+    # Given a code sent, and what a copy of the table holds of it (its salt and digest)
+    assert_sent(ask_link(functions, BUYER))
+    code = only_message(bus_messages, BUYER)["code"]
+    (item,) = link_items()
+    salt, stored = bytes.fromhex(str(item["codeSalt"])), str(item["codeHash"])
+    # When the code is keyed with what the item holds alone, it does not give the stored digest
+    assert hmac.new(salt, code.encode(), hashlib.sha256).hexdigest() != stored
+    assert hmac.new(salt, b"\n" + code.encode(), hashlib.sha256).hexdigest() != stored
+    # Then the digest is keyed with the template's generated pepper, a secret no table item holds
+    secrets = boto3.client("secretsmanager", region_name=LOCAL_REGION)
+    pepper = secrets.get_secret_value(SecretId=aws_stack["CodePepperSecret"])["SecretString"]
+    assert len(pepper) == 64
+    assert hmac.new(pepper.encode(), salt + b"\n" + code.encode(), hashlib.sha256).hexdigest() == stored
+    table = boto3.resource("dynamodb", region_name=LOCAL_REGION).Table(get_settings().table_name)
+    assert pepper not in json.dumps(table.scan()["Items"], default=str)
 
 
 def test_requests_for_one_email_are_capped_per_window_known_or_not(

@@ -61,7 +61,7 @@ def test_codes_are_six_digits_and_vary() -> None:
     assert len(codes) > 150  # 200 draws from a million: repeats are rare
 
 
-def test_a_code_is_stored_as_a_salted_hmac_and_compared_by_it() -> None:
+def test_a_code_is_stored_as_a_salted_hmac_and_compared_by_it(pepper: bytes) -> None:
     # Given a code hashed under a random salt
     salt, code = new_salt(), "042917"
     stored = code_digest(salt, code)

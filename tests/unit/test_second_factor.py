@@ -157,7 +157,7 @@ def test_what_cannot_be_a_recovery_code_is_refused(typed: str) -> None:
 
 
 # -- emailed codes and the QR code ---------------------------------------------------------------------
-def test_emailed_codes_are_6_digits_hashed_with_the_challenges_salt() -> None:
+def test_emailed_codes_are_6_digits_hashed_with_the_challenges_salt(pepper: bytes) -> None:
     codes = {new_email_code() for _ in range(200)}
     assert all(re.fullmatch(r"[0-9]{6}", c) for c in codes) and len(codes) > 190
     salt, other_salt = "00" * 16, "11" * 16

@@ -56,6 +56,7 @@ from appengine_core.infra.envelope import Record
 from appengine_core.infra.errors import InvalidCode, RateLimited
 from appengine_core.infra.events import DomainEvent, EventPublisher
 from appengine_core.infra.notifications import Notification
+from appengine_core.infra.pepper import peppered_digest
 from appengine_core.infra.settings import get_settings
 from appengine_core.infra.store import TTL_ATTRIBUTE, ConditionFailed, TenantStore
 from appengine_core.infra.tenancy import TenantKey
@@ -101,8 +102,10 @@ def new_salt() -> str:
 
 
 def code_digest(salt: str, code: str) -> str:
-    """HMAC-SHA256 of a code under its item's random salt (a 6-digit code alone is too small to hash)."""
-    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 of a code and its item's random salt under the code pepper (a 6-digit code alone is
+    too small to hash, and a salt stored beside it would not keep a copy of the table from testing
+    every code: infra.pepper)."""
+    return peppered_digest(salt, code)
 
 
 def code_matches(salt: str, stored: str, code: str) -> bool:

@@ -71,6 +71,7 @@ from appengine_core.infra.errors import (
 )
 from appengine_core.infra.events import EventPublisher, EventPublishFailed, publish_best_effort
 from appengine_core.infra.notifications import Notification, Notifier
+from appengine_core.infra.pepper import peppered_digest
 from appengine_core.infra.sealing import SealBroken, Sealer, sealing_context
 from appengine_core.infra.store import ConditionFailed, Operation, TransactionCollided
 from appengine_core.infra.tenancy import TenantKey
@@ -168,9 +169,9 @@ def new_email_code() -> str:
 
 
 def email_code_digest(salt: str, code: str) -> str:
-    """A 6-digit code has too little entropy for a plain hash: keyed with a per-challenge random salt,
-    and capped at 5 wrong tries by the challenge."""
-    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
+    """A 6-digit code has too little entropy for a plain hash: keyed with a per-challenge random salt
+    and the code pepper (infra.pepper), and capped at 5 wrong tries by the challenge."""
+    return peppered_digest(salt, code)
 
 
 def qr_svg(uri: str) -> str:

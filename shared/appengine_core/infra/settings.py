@@ -26,6 +26,7 @@ ENVIRONMENT_VARIABLES = {
     "SIGNING_KEY_ROTATION_DAYS": "signing_key_rotation_days",
     "STAGE": "stage",
     "APPENGINE_SECOND_FACTOR_KEY": "second_factor_key",
+    "APPENGINE_CODE_PEPPER_SECRET": "code_pepper_secret",
     "MAIL_SENDER_ADDRESS": "mail_sender",
     "AUDIT_RETENTION_DAYS": "audit_retention_days",
     "MAGIC_LINK_URL": "magic_link_url",
@@ -52,6 +53,9 @@ class Settings(BaseModel):
     stage: str = "local"
     # The KMS key (id, ARN or alias) that seals TOTP secrets; unset: 2FA setup and verify answer 503.
     second_factor_key: str | None = Field(default=None, min_length=1, max_length=2048)
+    # The secret holding the key of the HMAC under which one-time codes are stored (infra.pepper); unset:
+    # magic-link codes and emailed 2FA codes answer 503.
+    code_pepper_secret: str | None = Field(default=None, min_length=1, max_length=2048)
     # The mailer's From address (an SES-verified address or one of a verified domain); empty: do not send.
     mail_sender: str = Field(default="", max_length=320, pattern=r"^$|^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
     # How long security events stay in an org's audit log (their items' TTL), issue 15.
