@@ -73,11 +73,11 @@ PINNED: dict[str, list[str]] = {
         "UpdateItem(#sequence)",
         "TransactWriteItems(#cart,#count,#customer-order,#idempotency,#order-number,#org,#outbox,order,product)",
     ],
+    # The user and its 2FA item come in one BatchGetItem (the first factor's end needs both).
     "sign-in (password)": [
         "BatchGetItem(#signin-failures,#signin-source)",
         "GetItem(#user-email)",
-        "GetItem(user)",
-        "GetItem(#2fa)",
+        "BatchGetItem(#2fa,user)",
         "TransactWriteItems(#principal-session,#session)",
     ],
     # The session read first (to find its principal) is the one the rotation decides on.

@@ -622,6 +622,16 @@ class IdentityData:
         item = self.principal_item(principal_sk, consistent=consistent)
         return stored_principal(item) if item else None
 
+    def principal_and_second_factor(
+        self, principal_sk: str
+    ) -> tuple[StoredPrincipal | None, dict[str, Any] | None]:
+        """A principal and its 2FA item in one strongly consistent round trip (a first factor's end
+        decides between a session and a challenge on both)."""
+        principal_key, factor_key = TenantKey.parse(principal_sk), second_factor_key(principal_sk)
+        items = self.store.batch_get([principal_key, factor_key], consistent=True)
+        item = items.get(principal_key.sort)
+        return (stored_principal(item) if item else None), items.get(factor_key.sort)
+
     def principal_sk_by_email(self, orgid: str, kind: PrincipalKind, email: str) -> str | None:
         index = self.store.get(email_index_key(orgid, kind, email))
         return str(index["principal"]) if index else None

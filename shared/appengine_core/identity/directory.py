@@ -284,6 +284,14 @@ class DirectoryService:
         sk = self._sk_by_email(orgid, kind, email)
         return self._data.principal(sk) if sk else None
 
+    def signing_in(
+        self, orgid: str, kind: PrincipalKind, email: str
+    ) -> tuple[StoredPrincipal | None, dict[str, Any] | None]:
+        """For the sign-in service only: the stored principal of ``email`` (password hash included) and
+        its 2FA item, read together, or (None, None)."""
+        sk = self._sk_by_email(orgid, kind, email)
+        return self._data.principal_and_second_factor(sk) if sk else (None, None)
+
     def principal(self, principal_sk: str, *, consistent: bool = False) -> Record | None:
         """A principal's public envelope, or None."""
         stored = self._data.principal(principal_sk, consistent=consistent)

@@ -359,6 +359,13 @@ def _challenge_over() -> Unauthorized:
     return Unauthorized("the sign-in challenge is over; sign in again")
 
 
+class Unread:
+    """A 2FA item not read yet (``None`` is one read and absent)."""
+
+
+UNREAD = Unread()
+
+
 class SecondFactorService:
     def __init__(
         self,
@@ -505,10 +512,21 @@ class SecondFactorService:
         return TwoFactorDisabled()
 
     # -- sign-in ---------------------------------------------------------------------------------
-    def challenge(self, kind: PrincipalKind, orgid: str, record: Record, method: str) -> str | None:
-        """For a principal with 2FA enabled (one read), a new challenge in ``orgid`` and its partial
-        token; None when 2FA is not enabled (the first factor completes the sign-in)."""
-        if not _enabled(self._data.second_factor(record.sk)):
+    def challenge(
+        self,
+        kind: PrincipalKind,
+        orgid: str,
+        record: Record,
+        method: str,
+        *,
+        factor: dict[str, Any] | Unread | None = UNREAD,
+    ) -> str | None:
+        """For a principal with 2FA enabled, a new challenge in ``orgid`` and its partial token; None when
+        2FA is not enabled (the first factor completes the sign-in). ``factor``: the principal's 2FA item
+        as the caller read it with the principal (strongly consistent), else it is read here."""
+        if isinstance(factor, Unread):
+            factor = self._data.second_factor(record.sk)
+        if not _enabled(factor):
             return None
         challenge_id = secrets.token_hex(16)
         now = int(self._clock())

@@ -18,7 +18,12 @@ from appengine_core.identity.lockout import BruteForceGuard
 from appengine_core.identity.memberships import effective_membership
 from appengine_core.identity.passwords import MAX_PASSWORD_LENGTH, verify_password
 from appengine_core.identity.principal import Caller
-from appengine_core.identity.second_factor import SecondFactorService, SecondFactorVerification
+from appengine_core.identity.second_factor import (
+    UNREAD,
+    SecondFactorService,
+    SecondFactorVerification,
+    Unread,
+)
 from appengine_core.identity.sessions import RefreshToken, SessionStore
 from appengine_core.identity.tokens import TokenService
 from appengine_core.infra.envelope import Record
@@ -164,7 +169,7 @@ class AuthService:
         self, kind: PrincipalKind, orgid: str, credentials: Credentials, client: ClientInfo
     ) -> FirstFactorOutcome:
         attempt = self._lockout.admit(orgid, kind, credentials.email, client.source_ip)
-        stored = self._directory.principal_by_email(orgid, kind, credentials.email)
+        stored, factor = self._directory.signing_in(orgid, kind, credentials.email)
         matches, new_hash = verify_password(
             credentials.password.get_secret_value(), stored.password_hash if stored else None
         )
@@ -187,7 +192,7 @@ class AuthService:
         if new_hash:
             # The hash predates the current parameters: store a stronger one while we hold the password.
             self._data.rehash_password(record.key, new_hash)
-        return self.first_factor_done(kind, orgid, record, "password", client)
+        return self.first_factor_done(kind, orgid, record, "password", client, factor=factor)
 
     def sign_up_customer(self, orgid: str, new: NewCustomer, client: ClientInfo) -> SignedIn:
         record = self._directory.create_customer(orgid, new)
@@ -215,11 +220,19 @@ class AuthService:
         return self._start_session("user", orgid, record, "password", client)
 
     def first_factor_done(
-        self, kind: PrincipalKind, orgid: str, record: Record, method: str, client: ClientInfo
+        self,
+        kind: PrincipalKind,
+        orgid: str,
+        record: Record,
+        method: str,
+        client: ClientInfo,
+        *,
+        factor: dict[str, Any] | Unread | None = UNREAD,
     ) -> FirstFactorOutcome:
         """The one place every first factor (password, magic link, code) ends: a session, or, for a
-        principal with 2FA enabled, only the partial token of the second-factor challenge."""
-        partial_token = self._second_factor.challenge(kind, orgid, record, method)
+        principal with 2FA enabled, only the partial token of the second-factor challenge. ``factor``:
+        the principal's 2FA item when the first factor read it with the principal."""
+        partial_token = self._second_factor.challenge(kind, orgid, record, method, factor=factor)
         if partial_token is not None:
             return SecondFactorPending(partial_token=partial_token)
         return self._start_session(kind, orgid, record, method, client)
