@@ -38,6 +38,7 @@ class BusTap:
         events.put_targets(Rule="local-bus-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
         self.received: deque[dict[str, Any]] = deque(maxlen=KEEP)
         self._lock = threading.Lock()
+        self._draining = threading.RLock()
         self._listeners: list[Callable[[dict[str, Any]], Any]] = []
 
     def subscribe(self, listener: Callable[[dict[str, Any]], Any]) -> None:
@@ -52,6 +53,14 @@ class BusTap:
                 log.exception("bus listener %r failed on %s", listener, event.get("detail-type"))
 
     def drain(self) -> int:
+        """Takes every event waiting on the tap's queue and hands each to the listeners. One drain at a
+        time: a drain that starts while another holds events it received but has not yet handed on
+        waits for it, so whoever drains before reading (the local mailbox route) sees every event
+        published before it."""
+        with self._draining:
+            return self._drain()
+
+    def _drain(self) -> int:
         count = 0
         while True:
             messages = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get(
