@@ -3,11 +3,14 @@ and the template's functions invoked in-process the way the local gateway invoke
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from moto import mock_aws
+from moto.core.models import botocore_stubber
 
 from appengine_core.infra import aws
 from appengine_core.infra.settings import get_settings
@@ -174,3 +177,24 @@ def gateway(functions: LocalLambda) -> Any:
 
 def bearer_for(record: Any) -> dict[str, str]:
     return {"authorization": f"Bearer {access_token_for(record)}", "orgid": record.orgid}
+
+
+@pytest.fixture
+def one_call_at_a_time(aws_stack: dict[str, str]) -> Iterator[None]:
+    """moto's DynamoDB does not lock: a conditional write or transaction racing another could interleave
+    between its checks and its writes. DynamoDB makes each one atomic, so the emulator answers one call
+    at a time here, as the local stack's does (``appengine_local.dev``)."""
+    emitter = boto3._get_default_session()._session.get_component("event_emitter")
+    lock = threading.Lock()
+
+    def serialized(**kwargs: Any) -> Any:
+        with lock:
+            return botocore_stubber(**kwargs)
+
+    emitter.unregister("before-send", botocore_stubber)
+    emitter.register("before-send", serialized)
+    aws.reset_clients()  # a client copies the session's handlers when it is created
+    yield
+    emitter.unregister("before-send", serialized)
+    emitter.register("before-send", botocore_stubber)
+    aws.reset_clients()

@@ -5,16 +5,12 @@ exact across requests, threads and containers (each ``KeyAuthenticator`` here is
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from moto.core.models import botocore_stubber
 
 from appengine_core.identity.principal import Caller, Principal
 from appengine_core.infra import aws
@@ -78,27 +74,6 @@ def calls(aws_stack: dict[str, str]) -> list[str]:
         "before-call.dynamodb.*", lambda model, **_: sent.append(model.name)
     )
     return sent
-
-
-@pytest.fixture
-def one_call_at_a_time(aws_stack: dict[str, str]) -> Iterator[None]:
-    """moto's DynamoDB does not lock: a conditional write racing another could interleave between check
-    and write. DynamoDB makes each one atomic, so the emulator answers one call at a time here, as the
-    local stack's does (``appengine_local.dev``)."""
-    emitter = boto3._get_default_session()._session.get_component("event_emitter")
-    lock = threading.Lock()
-
-    def serialized(**kwargs: Any) -> Any:
-        with lock:
-            return botocore_stubber(**kwargs)
-
-    emitter.unregister("before-send", botocore_stubber)
-    emitter.register("before-send", serialized)
-    aws.reset_clients()  # a client copies the session's handlers when it is created
-    yield
-    emitter.unregister("before-send", serialized)
-    emitter.register("before-send", botocore_stubber)
-    aws.reset_clients()
 
 
 # -- one call per warm request ------------------------------------------------------------------------

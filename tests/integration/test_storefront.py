@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -455,33 +454,6 @@ def test_settings_changing_at_every_attempt_answer_409_and_write_nothing(
     placed = check_out(gateway, shop["buyer"], cart, "race-2", **extra)
     assert placed.status_code == 201 and placed.json["data"]["discount"] == 2.5
     assert placed.json["data"]["tax"] == 2.93
-
-
-@pytest.fixture
-def one_call_at_a_time(aws_stack: dict[str, str]) -> Iterator[None]:
-    """moto's DynamoDB does not lock: a transaction racing a write could interleave between its checks
-    and its writes. DynamoDB makes each one atomic, so the emulator answers one call at a time here."""
-    import threading
-
-    import boto3
-    from moto.core.models import botocore_stubber
-
-    from appengine_core.infra import aws
-
-    emitter = boto3._get_default_session()._session.get_component("event_emitter")
-    lock = threading.Lock()
-
-    def serialized(**kwargs: Any) -> Any:
-        with lock:
-            return botocore_stubber(**kwargs)
-
-    emitter.unregister("before-send", botocore_stubber)
-    emitter.register("before-send", serialized)
-    aws.reset_clients()
-    yield
-    emitter.unregister("before-send", serialized)
-    emitter.register("before-send", botocore_stubber)
-    aws.reset_clients()
 
 
 def test_checkouts_racing_settings_changes_never_store_a_replaced_rate(

@@ -49,8 +49,7 @@ def test_a_pepper_too_short_to_be_the_generated_one_is_refused(monkeypatch: pyte
             assert name == "pepper" and max_age == pepper.MAX_AGE_SECONDS
             return "short"
 
-    monkeypatch.setattr(pepper.aws, "secretsmanager", lambda: "client")
-    monkeypatch.setattr(pepper, "_provider", ("client", Provider()))
+    monkeypatch.setattr(pepper.aws, "secrets_provider", Provider)
     # Then codes are refused as unavailable
     with pytest.raises(ServiceUnavailable):
         pepper.code_pepper()

@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_kms.client import KMSClient
@@ -65,6 +66,15 @@ def secretsmanager() -> SecretsManagerClient:
 
 
 @lru_cache(maxsize=1)
+def secrets_provider() -> SecretsProvider:
+    """Powertools' Secrets Manager provider on this process's client: each caller says how long a value
+    may be kept (``max_age``). Imported when first used: a function that reads no secret never loads it."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=secretsmanager())
+
+
+@lru_cache(maxsize=1)
 def kms() -> KMSClient:
     return boto3.client("kms", config=_config())
 
@@ -77,7 +87,7 @@ def sesv2() -> SESV2Client:
 def reset_clients() -> None:
     """Forget cached clients (tests start a fresh emulator per test)."""
     _generation[0] += 1
-    for getter in (events, secretsmanager, kms, sesv2, _config):
+    for getter in (events, secretsmanager, secrets_provider, kms, sesv2, _config):
         getter.cache_clear()
 
 

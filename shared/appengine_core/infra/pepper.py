@@ -13,40 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-from typing import TYPE_CHECKING
 
 from appengine_core.infra import aws
 from appengine_core.infra.errors import ServiceUnavailable
 from appengine_core.infra.settings import get_settings
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
 MAX_AGE_SECONDS = 300
 # GenerateSecretString in the template makes 64 characters; anything much shorter is a deploy defect.
 MIN_PEPPER_LENGTH = 32
 
-_provider_lock = threading.Lock()
-_provider: tuple[object, SecretsProvider] | None = None
-
 
 def code_pepper() -> bytes:
-    """The pepper, from the secret the settings name (cached per container); 503 when none is set."""
-    # Imported here: the functions that never see a code do not load the parameters utility for it.
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-    global _provider
+    """The pepper, from the secret the settings name (kept ``MAX_AGE_SECONDS`` per container); 503 when
+    none is set."""
     name = get_settings().code_pepper_secret
     if not name:
         raise ServiceUnavailable("one-time codes are not configured (no code pepper secret)")
-    client = aws.secretsmanager()
-    with _provider_lock:
-        # One provider (and its cache) per client: a new client (tests' fresh emulator) reads afresh.
-        if _provider is None or _provider[0] is not client:
-            _provider = (client, SecretsProvider(boto3_client=client))
-        provider = _provider[1]
-    value = provider.get(name, max_age=MAX_AGE_SECONDS)
+    value = aws.secrets_provider().get(name, max_age=MAX_AGE_SECONDS)
     if not isinstance(value, str) or len(value) < MIN_PEPPER_LENGTH:
         raise ServiceUnavailable("one-time codes are not configured (the code pepper is too short)")
     return value.encode()
